@@ -1,0 +1,152 @@
+"""Structured configs: the schema every YAML file under conf/ is checked against.
+
+Hydra merges each YAML onto its dataclass here, so a misspelt key or a value of the wrong type stops the
+run before anything trains, naming the key. Each model phase has its own schema: an option a phase does
+not have (`model=bigram model.n_layer=4`) is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING
+
+
+# Lightning's spellings; checked in gpt.cli (an Enum can't hold them: OmegaConf matches member names)
+PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+# -- model: one schema per phase --------------------------------------------------------------------------
+@dataclass
+class BigramConfig:
+    _target_: str = "gpt.models.BigramLM"
+    block_size: int = II("data.block_size")
+
+
+@dataclass
+class SingleHeadConfig:
+    _target_: str = "gpt.models.SingleHeadAttentionLM"
+    block_size: int = II("data.block_size")
+    n_embd: int = 64
+    dropout: float = 0.0
+    backend: str = II("kernel.backend")
+
+
+@dataclass
+class MultiHeadConfig(SingleHeadConfig):
+    _target_: str = "gpt.models.MultiHeadAttentionLM"
+    n_head: int = 4
+
+
+@dataclass
+class BlockConfig(MultiHeadConfig):
+    _target_: str = "gpt.models.BlockLM"
+
+
+@dataclass
+class GPTConfig(MultiHeadConfig):
+    _target_: str = "gpt.models.GPT"
+    n_layer: int = 4
+
+
+# -- everything else -----------------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    _target_: str = "gpt.data.CharDataModule"
+    name: str = MISSING  # names the cache file, <cache_dir>/<name>.txt
+    path: Optional[str] = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
+    url: Optional[str] = None
+    sha256: Optional[str] = None  # checked when given
+    block_size: int = 256  # context length in characters
+    batch_size: int = 32
+    train_fraction: float = 0.9  # contiguous split: the first 90% trains, the rest validates
+    val_windows: int = 256  # fixed validation windows (drawn with a fixed seed)
+    seed: int = II("seed")
+
+
+@dataclass
+class KernelConfig:
+    backend: str = "eager"  # one of kernels.BACKENDS, checked in gpt.cli
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3  # peak learning rate, reached after warmup
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at trainer.max_steps
+    warmup_steps: int = 100
+    weight_decay: float = 0.1  # applied to matrices (2-D weights) only, not biases, LayerNorms
+    beta1: float = 0.9
+    beta2: float = 0.99
+
+
+@dataclass
+class TrainerConfig:
+    _target_: str = "lightning.pytorch.Trainer"
+    max_steps: int = 1200
+    precision: str = "bf16-mixed"  # one of PRECISIONS
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    val_check_interval: int = 250  # validate (and checkpoint) every this many steps, and at the end
+    limit_val_batches: Optional[int] = None
+    gradient_clip_val: Optional[float] = 1.0
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    deterministic: bool = False
+    fast_dev_run: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True
+    wandb: bool = True
+    wandb_project: str = "gpt-war-and-peace"
+    wandb_entity: Optional[str] = None
+    # online / offline / disabled; None: online when W&B credentials exist, else offline (no prompt, no network)
+    wandb_mode: Optional[str] = None
+
+
+@dataclass
+class SampleConfig:
+    prompt: Optional[str] = None  # None: start from the first vocabulary character (a newline in most texts)
+    max_new_tokens: int = 500
+    temperature: float = 0.8
+    top_k: Optional[int] = None
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    data: DataConfig = MISSING
+    kernel: KernelConfig = MISSING
+    optim: OptimConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    seed: int = 1337
+
+
+@dataclass
+class SampleRunConfig(SampleConfig):
+    ckpt: str = MISSING
+    seed: int = 1337
+    kernel: Optional[str] = None  # None: the backend the checkpoint was trained with
+
+
+MODEL_SCHEMAS = {"bigram": BigramConfig, "attention": SingleHeadConfig, "multihead": MultiHeadConfig,
+                 "block": BlockConfig, "gpt": GPTConfig}
+
+
+def register_configs() -> None:
+    """Make the schemas available to the YAML files under conf/ (as `defaults: [<group>_schema]`)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="sample_schema", node=SampleRunConfig)
+    for phase, schema in MODEL_SCHEMAS.items():
+        cs.store(group="model", name=f"{phase}_schema", node=schema)
+    for group, schema in (("data", DataConfig), ("kernel", KernelConfig), ("optim", OptimConfig),
+                          ("trainer", TrainerConfig), ("logger", LoggerConfig)):
+        cs.store(group=group, name=f"{group}_schema", node=schema)

@@ -1,0 +1,154 @@
+"""The corpus, found or fetched, and the Lightning data module that serves windows of it.
+
+Training batches are random windows of `block_size + 1` characters (inputs and the same window shifted by
+one as targets), as in the original notebook. Batch number `i` is a pure function of (seed, rank, i), so a
+resumed run sees exactly the batches the uninterrupted run would have. Validation uses a fixed set of
+windows drawn with a fixed seed, so val loss is comparable across runs and seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import urllib.request
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from gpt.errors import UserError
+from gpt.tokenizer import CharTokenizer
+
+VAL_SEED = 0  # the validation windows never change with the run's seed
+
+
+def cache_dir() -> Path:
+    """Where a downloaded corpus is kept: $GPT_CACHE_DIR, else $XDG_CACHE_HOME/gpt-harness."""
+    if os.environ.get("GPT_CACHE_DIR"):
+        return Path(os.environ["GPT_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "gpt-harness"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resolve_corpus(name: str, path: str | None, url: str | None, sha256: str | None) -> Path:
+    """Find the corpus: `data.path`, then $GPT_DATA, then the cache, then a download from `url`."""
+    for source, given in (("data.path", path), ("GPT_DATA", os.environ.get("GPT_DATA"))):
+        if given:
+            found = Path(given).expanduser()
+            if not found.is_file():
+                raise UserError(f"{source}={given}: no such file")
+            return _checked(found, sha256, source)
+    cached = cache_dir() / f"{name}.txt"
+    if cached.is_file():
+        return _checked(cached, sha256, "the cache")
+    how = f"set data.path=FILE or GPT_DATA=FILE, or put it at {cached}"
+    if not url:
+        raise UserError(f"no corpus for data={name}: {how}")
+    try:
+        return _download(url, cached, sha256)
+    except OSError as exc:
+        raise UserError(f"corpus {name!r} not found and its download from {url} failed ({exc}): {how}") from None
+
+
+def _checked(path: Path, sha256: str | None, source: str) -> Path:
+    if sha256 and (got := sha256_of(path)) != sha256:
+        raise UserError(
+            f"{path} (from {source}) has sha256 {got[:12]}..., expected {sha256[:12]}...: the file is corrupt or a "
+            "different text; fetch it again, or train on your own text with data=text data.path=FILE"
+        )
+    return path
+
+
+def _download(url: str, dest: Path, sha256: str | None) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_suffix(".part")
+    with urllib.request.urlopen(url, timeout=60) as response:
+        partial.write_bytes(response.read())
+    _checked(partial, sha256, url)
+    partial.replace(dest)
+    return dest
+
+
+def load_text(path: Path) -> str:
+    """Read a UTF-8 text corpus, refusing empty, binary and non-UTF-8 files with a clear message."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UserError(f"{path}: the corpus is empty; give a UTF-8 text file")
+    if b"\x00" in raw:
+        raise UserError(f"{path}: contains NUL bytes, so it is binary, not text; give a UTF-8 text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); give a UTF-8 text file") from None
+
+
+def window_batch(data: torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs data[s : s+T] and targets data[s+1 : s+T+1] for every start s."""
+    windows = data[starts[:, None] + torch.arange(block_size + 1)]
+    return windows[:, :-1], windows[:, 1:]
+
+
+class RandomWindows(IterableDataset):
+    """An endless stream of batches of random windows; batch `step` depends only on (seed, rank, step)."""
+
+    def __init__(self, data: torch.Tensor, block_size: int, batch_size: int, seed: int, rank: int = 0,
+                 start_step: int = 0):
+        self.data, self.block_size, self.batch_size = data, block_size, batch_size
+        self.seed, self.rank, self.start_step = seed, rank, start_step
+
+    def __iter__(self):
+        high = len(self.data) - self.block_size
+        for step in itertools.count(self.start_step):
+            generator = torch.Generator().manual_seed(hash((self.seed, self.rank, step)) & (2**63 - 1))
+            starts = torch.randint(high, (self.batch_size,), generator=generator)
+            yield window_batch(self.data, starts, self.block_size)
+
+
+class CharDataModule(L.LightningDataModule):
+    """A character corpus split 90/10 (contiguous) into train and validation text."""
+
+    def __init__(self, name: str, path: str | None, url: str | None, sha256: str | None, block_size: int,
+                 batch_size: int, train_fraction: float, val_windows: int, seed: int):
+        super().__init__()
+        self.name, self.path, self.url, self.sha256 = name, path, url, sha256
+        self.block_size, self.batch_size = block_size, batch_size
+        self.train_fraction, self.val_windows, self.seed = train_fraction, val_windows, seed
+        self.tokenizer: CharTokenizer | None = None
+
+    def prepare_data(self) -> None:
+        resolve_corpus(self.name, self.path, self.url, self.sha256)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:  # already set up (train.py does it early to learn the vocabulary)
+            return
+        corpus = resolve_corpus(self.name, self.path, self.url, self.sha256)
+        text = load_text(corpus)
+        self.corpus_path = corpus
+        self.tokenizer = CharTokenizer.from_text(text)
+        data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+        n_train = int(self.train_fraction * len(data))
+        self.train_data, self.val_data = data[:n_train], data[n_train:]
+        for split, part in (("train", self.train_data), ("validation", self.val_data)):
+            if len(part) <= self.block_size + 1:
+                raise UserError(
+                    f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
+                    f"({len(part)} characters); use data.block_size < {len(part) - 1} or a longer text"
+                )
+        starts = torch.randint(len(self.val_data) - self.block_size, (self.val_windows,),
+                               generator=torch.Generator().manual_seed(VAL_SEED))
+        self.val_set = TensorDataset(*window_batch(self.val_data, starts, self.block_size))
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        stream = RandomWindows(self.train_data, self.block_size, self.batch_size, self.seed,
+                               rank=trainer.global_rank if trainer else 0,
+                               start_step=trainer.global_step if trainer else 0)
+        return DataLoader(stream, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size)

@@ -1,0 +1,31 @@
+"""Causal multi-head self-attention (phases 2 and 3; one head is the single-head case).
+
+Each position emits a query ("what am I looking for"), a key ("what do I contain") and a value ("what I
+pass on"). Head h computes softmax(Q_h K_h^T / sqrt(d_head) + causal mask) V_h; the heads run in parallel
+on n_embd / n_head channels each, are concatenated, and mixed back by an output projection.
+The inner computation is delegated to `kernels.attention`, so every backend serves every phase.
+"""
+
+import torch
+import torch.nn as nn
+
+import kernels
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int, dropout: float, backend: str):
+        super().__init__()
+        assert n_embd % n_head == 0, "n_embd must be divisible by n_head"  # validated earlier for users
+        self.n_head, self.dropout, self.backend = n_head, dropout, backend
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)  # queries, keys and values of all heads in one matmul
+        self.proj = nn.Linear(n_embd, n_embd)  # mixes the concatenated heads; a residual projection
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        y = kernels.attention(q, k, v, backend=self.backend, causal=True,
+                              dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, C)  # concatenate the heads
+        return self.resid_dropout(self.proj(y))

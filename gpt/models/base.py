@@ -1,0 +1,42 @@
+"""What every phase shares: next-token loss and autoregressive sampling."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LanguageModel(nn.Module):
+    """A model mapping token ids (batch, T) to next-token logits (batch, T, vocab)."""
+
+    block_size: int  # the longest context the model can look at
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Returns (logits, loss); loss is the mean cross-entropy in nats, or None without targets."""
+        logits = self.logits(idx)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Extend idx (batch, T) by sampling one token at a time from softmax(logits / temperature),
+        keeping only the top_k most likely tokens when top_k is given."""
+        for _ in range(max_new_tokens):
+            context = idx[:, -self.block_size:]
+            logits = self.logits(context)[:, -1, :].float() / temperature
+            if top_k is not None:
+                kth_largest = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+            next_id = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
+            idx = torch.cat([idx, next_id], dim=1)
+        return idx

@@ -1,0 +1,36 @@
+"""Phase 4: the transformer block, attention plus a feed-forward MLP, each on a residual path."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gpt.models.attention import CausalSelfAttention
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: expand 4x, GELU, project back. Where each token 'thinks' on its own."""
+
+    def __init__(self, n_embd: int, dropout: float):
+        super().__init__()
+        self.fc = nn.Linear(n_embd, 4 * n_embd)
+        self.proj = nn.Linear(4 * n_embd, n_embd)  # a residual projection
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Phase 4: a pre-LayerNorm transformer block, communication (attention) then computation (MLP),
+    each added to a residual stream: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float, backend: str):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, backend)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))

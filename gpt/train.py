@@ -1,0 +1,145 @@
+"""The one training entry point: `python -m gpt.train [overrides]` (also `gpt-train`).
+
+    python -m gpt.train                                  # the default: full GPT on War and Peace
+    python -m gpt.train model=bigram trainer.max_steps=3000
+    python -m gpt.train -m model=attention,multihead,block,gpt kernel=eager,sdpa
+
+Each run writes, in its Hydra run dir: the composed config (.hydra/), metrics.csv, W&B files (offline unless
+credentials exist), checkpoints/last.ckpt, and summary.json; then it prints a sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from netrc import netrc
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from gpt.callbacks import TokensPerSecond, ValidateOnLastStep
+from gpt.cli import check_config, one_line_errors
+from gpt.config import register_configs
+from gpt.data import CharDataModule
+from gpt.module import LanguageModelModule
+from gpt.sample import generate_text
+
+register_configs()
+
+# Known-harmless library notices that would otherwise bury the run's own output:
+for notice in (
+    ".*does not have many workers.*",  # batches come from an in-memory tensor: workers would only add overhead
+    ".*Experiment logs directory .* exists and is not empty.*",  # the CSV log shares the run dir with .hydra/
+    ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
+):
+    warnings.filterwarnings("ignore", message=notice)
+
+
+def wandb_mode(requested: str | None) -> str:
+    """online when the user has W&B credentials, offline otherwise: never a login prompt, never a hang."""
+    if requested:
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].rstrip("/")
+    try:
+        return "online" if netrc(os.environ.get("NETRC")).authenticators(host) else "offline"
+    except (OSError, ValueError):  # no ~/.netrc, or an unreadable one
+        return "offline"
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
+    loggers = []
+    if cfg.logger.csv:
+        loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
+    if cfg.logger.wandb:
+        loggers.append(WandbLogger(
+            project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, name=run_name, save_dir=str(run_dir),
+            mode=wandb_mode(cfg.logger.wandb_mode), config=OmegaConf.to_container(cfg, resolve=True),
+        ))
+    return loggers
+
+
+def train(cfg: DictConfig) -> dict:
+    check_config(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    phase = HydraConfig.get().runtime.choices["model"]
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule: CharDataModule = instantiate(cfg.data)
+    datamodule.setup("fit")  # the vocabulary must be known to build the model
+    module = LanguageModelModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        vocab=datamodule.tokenizer.chars,
+        max_steps=cfg.trainer.max_steps,
+    )
+
+    throughput = TokensPerSecond()
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
+                                  save_last=True, save_top_k=1)
+    loggers = build_loggers(cfg, run_dir, run_name=f"{phase}-{cfg.kernel.backend}-{run_dir.name}")
+    callbacks = [throughput, ValidateOnLastStep(), checkpoints, RichModelSummary()]
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(RichProgressBar(refresh_rate=10))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     default_root_dir=run_dir)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    wall_seconds = time.perf_counter() - start
+    val_loss = trainer.callback_metrics.get("val/loss")
+    train_loss = trainer.callback_metrics.get("train/loss")
+
+    summary = {
+        "phase": phase,
+        "kernel": cfg.kernel.backend,
+        "params": module.model.num_params(),
+        "steps": trainer.global_step,
+        "tokens_seen": throughput.tokens,
+        "train_loss": None if train_loss is None else round(float(train_loss), 4),
+        "val_loss": None if val_loss is None else round(float(val_loss), 4),
+        "tokens_per_sec": round(throughput.tokens_per_sec, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "precision": cfg.trainer.precision,
+        "checkpoint": checkpoints.last_model_path or None,
+        "run_dir": str(run_dir),
+    }
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
+                               temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
+        print(f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
+              f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n")
+        print(sample)
+        print(f"\nrun dir: {run_dir}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def hydra_main(cfg: DictConfig) -> float | None:
+    with one_line_errors():
+        return train(cfg)["val_loss"]  # returned for sweepers that optimise it
+
+
+def main() -> None:
+    with one_line_errors():
+        hydra_main()
+
+
+if __name__ == "__main__":
+    main()

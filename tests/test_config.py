@@ -1,0 +1,68 @@
+"""Every config option composes and validates; mistakes stop the run with one line naming what is allowed."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import REPO, assert_one_line_error, run_entry
+from gpt.cli import check_config
+from gpt.config import register_configs
+
+CONF = REPO / "conf"
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(*overrides: str):
+    register_configs()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", list(overrides), return_hydra_config=False)
+
+
+def test_groups_mirror_the_code():
+    assert GROUPS == ["data", "kernel", "logger", "model", "optim", "trainer"]
+    assert options("model") == ["attention", "bigram", "block", "gpt", "multihead"]
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_validates(group, option):
+    cfg = compose_train(f"{group}={option}")
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
+    check_config(cfg)
+
+
+def test_model_configs_reach_the_kernel_and_block_size():
+    cfg = compose_train("model=multihead", "kernel=sdpa", "data.block_size=64")
+    assert cfg.model.backend == "sdpa" and cfg.model.block_size == 64
+
+
+def test_everyday_overrides_are_spelled_as_documented():
+    cfg = compose_train("model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.dropout=0.1",
+                        "data.block_size=32", "data.batch_size=8", "optim.lr=3e-4", "trainer.max_steps=7",
+                        "trainer.precision=32", "seed=5")
+    assert (cfg.model.n_layer, cfg.trainer.max_steps, cfg.optim.lr, cfg.seed) == (2, 7, 3e-4, 5)
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("model.n_layr=3", ["model.n_layr", "allowed keys here:", "n_layer"]),
+    ("model.n_layer=abc", ["model.n_layer", "'abc'", "Integer"]),
+    ("model=gpx", ["model=gpx", "allowed: attention, bigram, block, gpt, multihead"]),
+    ("model.n_head=5", ["model.n_embd=128", "model.n_head=5", "one of [1, 2, 4"]),
+    ("kernel.backend=flash", ["kernel.backend=flash", "eager, sdpa"]),
+    ("trainer.precision=16", ["trainer.precision=16", "bf16-mixed"]),
+])
+def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
+    result = run_entry("gpt.train", override, "logger=none", f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 2
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_phase_rejects_options_it_does_not_have(tmp_path):
+    result = run_entry("gpt.train", "model=bigram", "model.n_layer=4", f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(result, "model.n_layer", "block_size")

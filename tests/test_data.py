@@ -1,0 +1,108 @@
+"""Corpus resolution and validation, and the window sampling the training and validation sets use."""
+
+import hashlib
+
+import pytest
+import torch
+
+from gpt.data import CharDataModule, RandomWindows, load_text, resolve_corpus, window_batch
+from gpt.errors import UserError
+
+WAP_SHA256 = "7443fdc978a9f769928898ea75db4096f755fd6972f4b133ca1fcba072eb0c80"
+
+
+@pytest.fixture
+def no_corpus_env(monkeypatch, tmp_path):
+    """No $GPT_DATA, and an empty cache dir: only what a test passes explicitly can be found."""
+    monkeypatch.delenv("GPT_DATA", raising=False)
+    monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_explicit_path_wins_over_env(no_corpus_env, monkeypatch, short_text, war_and_peace):
+    monkeypatch.setenv("GPT_DATA", str(war_and_peace))
+    assert resolve_corpus("text", str(short_text), None, None) == short_text
+    assert resolve_corpus("text", None, None, None) == war_and_peace
+
+
+def test_download_is_checked_and_cached(no_corpus_env, short_text):
+    url = short_text.as_uri()  # a file:// URL exercises the real download code with no network
+    digest = hashlib.sha256(short_text.read_bytes()).hexdigest()
+    found = resolve_corpus("mine", None, url, digest)
+    assert found == no_corpus_env / "mine.txt" and found.read_bytes() == short_text.read_bytes()
+    short_text.unlink()  # now served from the cache
+    assert resolve_corpus("mine", None, url, digest) == found
+
+
+def test_download_with_wrong_checksum_is_refused_and_not_cached(no_corpus_env, short_text):
+    with pytest.raises(UserError, match="sha256"):
+        resolve_corpus("mine", None, short_text.as_uri(), "0" * 64)
+    assert not (no_corpus_env / "mine.txt").exists()
+
+
+def test_missing_corpus_says_how_to_provide_it(no_corpus_env, tmp_path):
+    with pytest.raises(UserError) as info:
+        resolve_corpus("war_and_peace", None, (tmp_path / "offline.txt").as_uri(), WAP_SHA256)
+    message = str(info.value)
+    assert "data.path=" in message and "GPT_DATA=" in message and str(no_corpus_env) in message
+    with pytest.raises(UserError, match="data.path=/nope.txt: no such file"):
+        resolve_corpus("war_and_peace", "/nope.txt", None, None)
+
+
+def test_corrupt_corpus_is_refused(no_corpus_env, tmp_path, war_and_peace):
+    truncated = tmp_path / "wap.txt"
+    truncated.write_bytes(war_and_peace.read_bytes()[:-100])
+    with pytest.raises(UserError, match="corrupt"):
+        resolve_corpus("war_and_peace", str(truncated), None, WAP_SHA256)
+    assert resolve_corpus("war_and_peace", str(war_and_peace), None, WAP_SHA256) == war_and_peace
+
+
+@pytest.mark.parametrize("content, complaint", [
+    (b"", "empty"), (b" \n\n", "empty"), (b"abc\x00def", "binary"), (b"caf\xe9 au lait", "not valid UTF-8"),
+])
+def test_unusable_text_is_refused(tmp_path, content, complaint):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=complaint):
+        load_text(path)
+
+
+def test_windows_are_shifted_by_one():
+    data = torch.arange(100)
+    x, y = window_batch(data, torch.tensor([0, 10, 90]), block_size=8)
+    assert x.shape == y.shape == (3, 8)
+    assert torch.equal(x[1], torch.arange(10, 18)) and torch.equal(y[1], torch.arange(11, 19))
+
+
+def test_batch_depends_only_on_seed_rank_and_step():
+    data = torch.arange(1000)
+    stream = iter(RandomWindows(data, block_size=8, batch_size=4, seed=7))
+    batches = [next(stream) for _ in range(5)]
+    resumed = next(iter(RandomWindows(data, block_size=8, batch_size=4, seed=7, start_step=3)))
+    assert torch.equal(resumed[0], batches[3][0])
+    other_rank = next(iter(RandomWindows(data, block_size=8, batch_size=4, seed=7, rank=1, start_step=3)))
+    assert not torch.equal(other_rank[0], batches[3][0])
+    assert all(x.max() < 1000 - 1 and torch.equal(x + 1, y) for x, y in batches)
+
+
+def make_datamodule(path, **overrides):
+    args = dict(name="text", path=str(path), url=None, sha256=None, block_size=16, batch_size=4,
+                train_fraction=0.9, val_windows=8, seed=0) | overrides
+    dm = CharDataModule(**args)
+    dm.setup("fit")
+    return dm
+
+
+def test_split_is_contiguous_and_validation_fixed_across_seeds(short_text):
+    dm = make_datamodule(short_text)
+    text = short_text.read_text()
+    n_train = int(0.9 * len(text))
+    assert dm.tokenizer.decode(dm.train_data.tolist()) == text[:n_train]
+    assert dm.tokenizer.decode(dm.val_data.tolist()) == text[n_train:]
+    other_seed = make_datamodule(short_text, seed=123)
+    assert torch.equal(dm.val_set.tensors[0], other_seed.val_set.tensors[0])
+
+
+def test_block_size_larger_than_a_split_is_refused(short_text):
+    with pytest.raises(UserError, match="data.block_size=100 does not fit the validation split"):
+        make_datamodule(short_text, block_size=100)
