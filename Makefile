@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 ARGS          ?=
 PYTEST_ARGS   ?=
 
-.PHONY: install train test test-slow phases sample clean
+.PHONY: install train test test-slow phases bench-attention sample clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test-slow: install
 ## Train all five phases at their default budgets and print the README results table.
 phases: install
 	$(PY) experiments/phases.py $(ARGS)
+
+## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
+bench-attention: install
+	$(PY) experiments/bench_attention.py
 
 ## Sample from a checkpoint: make sample CKPT=path/to/last.ckpt PROMPT="Prince Andrew"
 sample: install

@@ -14,7 +14,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from gpt.config import PRECISIONS
 from gpt.errors import UserError
-from kernels import BACKENDS, KernelUnavailableError
+from kernels import BACKENDS, TRITON_BACKENDS, KernelUnavailableError, check_can_run
 
 
 @contextlib.contextmanager
@@ -60,10 +60,22 @@ def describe_config_error(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
+def check_backend(backend: str) -> None:
+    """The attention backend exists and can run here."""
+    if backend not in BACKENDS:
+        raise UserError(f"kernel={backend}: allowed are {', '.join(BACKENDS)}")
+    if backend in TRITON_BACKENDS:
+        check_can_run(f"kernel={backend}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
-    if cfg.kernel.backend not in BACKENDS:
-        raise UserError(f"kernel.backend={cfg.kernel.backend}: allowed are {', '.join(BACKENDS)}")
+    if "backend" in cfg.model:  # the bigram phase has no attention
+        check_backend(cfg.kernel.backend)
+    if cfg.kernel.backend in TRITON_BACKENDS and "backend" in cfg.model:
+        if cfg.model.dropout > 0:
+            raise UserError(f"model.dropout={cfg.model.dropout} with kernel={cfg.kernel.backend}: the Triton kernels have "
+                            "no attention dropout; use model.dropout=0, or kernel=eager or kernel=sdpa")
     if cfg.trainer.precision not in PRECISIONS:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: allowed are {', '.join(PRECISIONS)}")
     for key in ("block_size", "batch_size", "val_windows"):

@@ -11,7 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from gpt.cli import one_line_errors
+from gpt.cli import check_backend, one_line_errors
 from gpt.config import register_configs
 from gpt.errors import UserError
 from gpt.module import LanguageModelModule
@@ -47,6 +47,7 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
     overrides = {}
     if backend is not None:
+        check_backend(backend)
         hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
         if "backend" in hparams["model"]:
             overrides["model"] = {**hparams["model"], "backend": backend}

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# The Triton kernels run through Triton's CPU interpreter unless told otherwise (TRITON_INTERPRET=0 on a GPU
+# machine runs them natively). It must be set before triton is first imported; subprocesses inherit it.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 # The fast settings every tiny end-to-end run shares; tests add the overrides they are about.
 TINY = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.batch_size=4", "data.block_size=16",

@@ -53,14 +53,21 @@ def test_everyday_overrides_are_spelled_as_documented():
     ("model.n_layer=abc", ["model.n_layer", "'abc'", "Integer"]),
     ("model=gpx", ["model=gpx", "allowed: attention, bigram, block, gpt, multihead"]),
     ("model.n_head=5", ["model.n_embd=128", "model.n_head=5", "one of [1, 2, 4"]),
-    ("kernel.backend=flash", ["kernel.backend=flash", "eager, sdpa"]),
+    ("kernel.backend=flash", ["kernel=flash", "eager, sdpa, triton_naive, triton"]),
+    ("kernel=triton model.dropout=0.1", ["model.dropout=0.1", "kernel=triton", "no attention dropout"]),
     ("trainer.precision=16", ["trainer.precision=16", "bf16-mixed"]),
 ])
 def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
-    result = run_entry("gpt.train", override, "logger=none", f"hydra.run.dir={tmp_path}")
+    result = run_entry("gpt.train", *override.split(), "logger=none", f"hydra.run.dir={tmp_path}")
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_triton_without_gpu_or_interpreter_is_a_one_line_error(tmp_path):
+    result = run_entry("gpt.train", "kernel=triton", "logger=none", f"hydra.run.dir={tmp_path}",
+                       env={"TRITON_INTERPRET": None, "CUDA_VISIBLE_DEVICES": ""})
+    assert_one_line_error(result, "kernel=triton", "CUDA GPU", "TRITON_INTERPRET=1")
 
 
 def test_a_phase_rejects_options_it_does_not_have(tmp_path):

@@ -1,6 +1,7 @@
 """End to end through the real entry points, as a user runs them: every phase trains and writes its summary,
 checkpoints sample on their own, a tiny model overfits, W&B stays offline without credentials."""
 
+import csv
 import math
 from collections import Counter
 
@@ -94,3 +95,25 @@ def test_wandb_runs_offline_without_credentials(tmp_path, war_and_peace):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((tmp_path / "run").rglob("*"))
     assert list(runs[0].glob("*.wandb")), "the offline run holds no history file"
+
+
+def train_losses(run_dir) -> list[float]:
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    return [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+
+
+@pytest.mark.parametrize("backend", ["triton", "triton_naive"])
+def test_triton_training_follows_the_eager_loss_curve(backend, tmp_path, war_and_peace):
+    """Same seed, same batches: the Triton kernels (interpreted) must give eager's losses at every step."""
+    curves = {}
+    for kernel in ("eager", backend):
+        run_dir = tmp_path / kernel
+        result = run_entry("gpt.train", f"kernel={kernel}", "model.n_layer=2", "model.n_embd=32", "model.n_head=2",
+                           *TINY, "trainer.max_steps=8", "trainer.log_every_n_steps=1", "trainer.precision=32",
+                           f"hydra.run.dir={run_dir}", env={"GPT_DATA": str(war_and_peace)})
+        assert result.returncode == 0, result.stderr[-3000:]
+        curves[kernel] = train_losses(run_dir)
+    assert len(curves["eager"]) == 8
+    assert curves["eager"][-1] < curves["eager"][0]  # it is learning, so the steps differ from each other
+    for step, (eager, triton) in enumerate(zip(curves["eager"], curves[backend])):
+        assert triton == pytest.approx(eager, abs=1e-4), f"step {step}"

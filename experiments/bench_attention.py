@@ -1,0 +1,135 @@
+"""Attention backends against sequence length, in the style of Triton's tutorials (`triton.testing.perf_report`).
+
+    python experiments/bench_attention.py            # or: make bench-attention
+
+For each head_dim (64, 128) and mode (forward, forward+backward): time (ms), TFLOP/s and memory against T,
+for eager, sdpa, triton_naive and triton, bf16, causal. Writes one CSV and one PNG per (metric, mode,
+head_dim) to experiments/attention/<device>/ and prints the tables.
+
+On a GPU, memory is the peak allocated during the call (torch.cuda.max_memory_allocated) and time comes
+from triton.testing.do_bench. On a CPU, the Triton columns read "needs GPU" (the interpreter would time
+numpy, not the kernels); time comes from torch.utils.benchmark, and memory is the exact size of what
+autograd saves for backward, which is where eager's O(T^2) score matrices live.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+import triton
+import triton.testing
+from torch.utils.benchmark import Timer
+
+import kernels
+
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
+BATCH, HEADS = (4, 16) if ON_GPU else (1, 4)
+LENGTHS = [256, 512, 1024, 2048, 4096, 8192] if ON_GPU else [256, 512, 1024, 2048, 4096]
+HEAD_DIMS = [64, 128]
+BACKENDS = list(kernels.BACKENDS)
+RUNNABLE = BACKENDS if ON_GPU else [b for b in BACKENDS if b not in kernels.TRITON_BACKENDS]
+MEMORY_LABEL = "peak allocated (MiB)" if ON_GPU else "saved for backward (MiB)"
+
+
+def device_name() -> str:
+    if ON_GPU:
+        return torch.cuda.get_device_name()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "cpu")
+    return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def attention_flops(T: int, D: int, backward: bool) -> float:
+    """Causal attention FLOPs: QK^T and PV are 2*T*T*D each, half of it masked; backward is 2.5x forward."""
+    forward = 4 * BATCH * HEADS * T * T * D / 2
+    return forward * (3.5 if backward else 1.0)
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd keeps for backward while running fn (each storage counted once)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+@cache
+def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]:
+    """(milliseconds, MiB) for one call of the backend, forward only or forward + backward."""
+    q, k, v = (torch.randn(BATCH, HEADS, T, D, device=DEVICE, dtype=torch.bfloat16, requires_grad=backward)
+               for _ in range(3))
+    grad = torch.randn_like(q)
+
+    def step():
+        out = kernels.attention(q, k, v, backend=backend)
+        if backward:
+            out.backward(grad)
+
+    if ON_GPU:
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        memory = torch.cuda.max_memory_allocated() - base
+        ms = triton.testing.do_bench(step, grad_to_none=[q, k, v])
+    else:
+        memory = saved_bytes(lambda: kernels.attention(q, k, v, backend=backend)) if backward else 0
+        ms = Timer("step()", globals={"step": step}).blocked_autorange(min_run_time=1.0).median * 1e3
+    return ms, memory / 2**20
+
+
+def benchmark(metric: str, backward: bool, D: int):
+    mode = "fwd+bwd" if backward else "fwd"
+    ylabel = {"ms": "time (ms)", "tflops": "TFLOP/s", "memory": MEMORY_LABEL}[metric]
+
+    @triton.testing.perf_report(triton.testing.Benchmark(
+        x_names=["T"], x_vals=LENGTHS, line_arg="backend", line_vals=BACKENDS,
+        line_names=[b if b in RUNNABLE else f"{b} (needs GPU)" for b in BACKENDS],
+        ylabel=ylabel, plot_name=f"attention-{metric}-{mode}-d{D}", args={"D": D, "backward": backward},
+        x_log=True, y_log=metric != "tflops",
+    ))
+    def bench(T: int, backend: str, D: int, backward: bool) -> float:
+        if backend not in RUNNABLE:
+            return float("nan")  # "needs GPU": left blank in the CSV and the plot
+        ms, mib = measure(backend, T, D, backward)
+        return {"ms": ms, "tflops": attention_flops(T, D, backward) / ms * 1e-9, "memory": mib}[metric]
+
+    return bench
+
+
+def main() -> None:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
+    out_dir = Path(__file__).resolve().parent / "attention" / slug
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"device: {device_name()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
+          f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU"))
+    metrics = ["ms", "tflops"] if "--no-memory" in sys.argv else ["ms", "tflops", "memory"]
+    for D in HEAD_DIMS:
+        for backward in (False, True):
+            for metric in metrics:
+                if metric == "memory" and not backward and not ON_GPU:
+                    continue  # nothing is saved for backward in a forward-only call
+                benchmark(metric, backward, D).run(print_data=True, save_path=str(out_dir))
+    if not ON_GPU:  # say why the Triton columns are empty, in the CSVs themselves
+        for csv in out_dir.glob("*.csv"):
+            table = pd.read_csv(csv)
+            for column in (c for c in table.columns if "(needs GPU)" in c):
+                table[column] = "needs GPU"
+            table.to_csv(csv, index=False)
+    (out_dir / "DEVICE.txt").write_text(f"{device_name()}\ncommand: python experiments/bench_attention.py\n")
+
+
+if __name__ == "__main__":
+    main()
