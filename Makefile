@@ -6,9 +6,13 @@ PY            := $(VENV)/bin/python
 # several GB of CUDA wheels; on a CUDA machine the same line takes the CUDA build.
 TORCH_VERSION ?= 2.13.0
 ARGS          ?=
+SWEEP_ARGS    ?=
 PYTEST_ARGS   ?=
+HAS_GPU       := $(shell nvidia-smi -L 2>/dev/null | head -1)
+# A sweep or run dir for report / dashboard / sync; by default the newest sweep.
+DIR           ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 
-.PHONY: install train test test-slow phases bench-attention sample clean
+.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench-attention sample clean
 
 install: $(VENV)/.installed
 
@@ -31,9 +35,28 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
-## Train all five phases at their default budgets and print the README results table.
-phases: install
-	$(PY) experiments/phases.py $(ARGS)
+## The five phases side by side (~7 min on 2 cores), then report.md + plots in the sweep dir.
+## Larger budgets: make sweep SWEEP_ARGS="trainer.max_steps=5000"
+sweep: install
+	$(PY) -m gpt.train -m +experiment=phases $(SWEEP_ARGS)
+
+## Eager vs Triton flash attention (sdpa as reference) on one GPT and seed; without a GPU, a small GPT
+## through Triton's interpreter.
+sweep-backends: install
+	$(if $(HAS_GPU),,TRITON_INTERPRET=1) $(PY) -m gpt.train -m \
+		+experiment=$(if $(HAS_GPU),backends,backends_interpreted) $(SWEEP_ARGS)
+
+## The comparison report of any sweep or run dir: make report DIR=multirun/...
+report: install
+	$(PY) -m gpt.report $(DIR)
+
+## Browse a sweep's W&B runs in the terminal (W&B LEET, no account needed): make dashboard [DIR=...]
+dashboard: install
+	$(VENV)/bin/wandb leet $(DIR)/wandb
+
+## Upload offline W&B runs (needs `wandb login`): make sync [DIR=...]
+sync: install
+	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
 ## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
 bench-attention: install

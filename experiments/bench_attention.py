@@ -26,6 +26,7 @@ import triton.testing
 from torch.utils.benchmark import Timer
 
 import kernels
+from gpt.machine import describe_machine
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -35,14 +36,6 @@ HEAD_DIMS = [64, 128]
 BACKENDS = list(kernels.BACKENDS)
 RUNNABLE = BACKENDS if ON_GPU else [b for b in BACKENDS if b not in kernels.TRITON_BACKENDS]
 MEMORY_LABEL = "peak allocated (MiB)" if ON_GPU else "saved for backward (MiB)"
-
-
-def device_name() -> str:
-    if ON_GPU:
-        return torch.cuda.get_device_name()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "cpu")
-    return f"{cpu} ({torch.get_num_threads()} threads)"
 
 
 def attention_flops(T: int, D: int, backward: bool) -> float:
@@ -110,10 +103,10 @@ def benchmark(metric: str, backward: bool, D: int):
 
 
 def main() -> None:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name()).strip("-").lower()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", describe_machine()).strip("-").lower()
     out_dir = Path(__file__).resolve().parent / "attention" / slug
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"device: {device_name()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
+    print(f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
           f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU"))
     metrics = ["ms", "tflops"] if "--no-memory" in sys.argv else ["ms", "tflops", "memory"]
     for D in HEAD_DIMS:
@@ -128,7 +121,7 @@ def main() -> None:
             for column in (c for c in table.columns if "(needs GPU)" in c):
                 table[column] = "needs GPU"
             table.to_csv(csv, index=False)
-    (out_dir / "DEVICE.txt").write_text(f"{device_name()}\ncommand: python experiments/bench_attention.py\n")
+    (out_dir / "DEVICE.txt").write_text(f"{describe_machine()}\ncommand: python experiments/bench_attention.py\n")
 
 
 if __name__ == "__main__":

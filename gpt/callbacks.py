@@ -1,4 +1,5 @@
-"""Training throughput in tokens per second, counting data loading and the optimiser step but not validation.
+"""Training throughput in tokens per second, counting data loading and the optimiser step but not validation,
+and the wall clock since training started (validation included), logged with each validation.
 
 Lightning's ThroughputMonitor synchronises CUDA on every step and reports only windowed rates; this keeps no
 per-step host work (one clock read) and also keeps the totals for the run's summary.
@@ -22,8 +23,15 @@ class TokensPerSecond(L.Callback):
     def _restart_clock(self, *_):
         self._mark = time.perf_counter()
 
-    on_train_start = _restart_clock
-    on_validation_end = _restart_clock  # validation time does not count
+    def on_train_start(self, *_):
+        self._restart_clock()
+        self._started = self._mark
+
+    on_validation_end = _restart_clock  # validation time does not count in tokens/s (it does in wall seconds)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:  # the report's x axis for val loss by wall time
+            pl_module.log("time/wall_seconds", time.perf_counter() - self._started, rank_zero_only=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         now = time.perf_counter()

@@ -7,14 +7,15 @@ import dataclasses
 import os
 import sys
 
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
-from hydra.errors import OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from gpt.config import PRECISIONS
 from gpt.errors import UserError
 from kernels import BACKENDS, TRITON_BACKENDS, KernelUnavailableError, check_can_run
+
+USER_ERRORS = (UserError, KernelUnavailableError, CompactHydraException, OmegaConfBaseException)
 
 
 @contextlib.contextmanager
@@ -22,22 +23,23 @@ def one_line_errors():
     """Run an entry point so that a user's mistake prints as `error: ...` (exit status 2), not a traceback.
 
     Used around the Hydra entry point (config composition) and inside the task function (so that Hydra
-    does not add its own report). Covers our own UserErrors and Hydra/OmegaConf config errors (misspelt key, wrong type, unknown option),
-    which Hydra would otherwise print over several lines without saying what is allowed. Anything else is a
-    bug and keeps its full traceback.
+    does not add its own report). Covers our own UserErrors and Hydra/OmegaConf config errors (misspelt key,
+    wrong type, unknown option), which Hydra would otherwise print over several lines without saying what is
+    allowed. Anything else is a bug and keeps its full traceback.
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
         yield
-    except (UserError, KernelUnavailableError) as exc:
-        _fail(str(exc))
-    except (CompactHydraException, OmegaConfBaseException) as exc:
-        _fail(describe_config_error(exc))
+    except USER_ERRORS as exc:
+        print(f"error: {describe_user_error(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+def describe_user_error(exc: BaseException) -> str:
+    """One line for a mistake in the user's input: our own errors say it themselves; config errors are rendered."""
+    if isinstance(exc, (CompactHydraException, OmegaConfBaseException)):
+        return describe_config_error(exc)
+    return str(exc)
 
 
 def describe_config_error(exc: Exception) -> str:

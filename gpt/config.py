@@ -127,6 +127,7 @@ class TrainConfig:
     logger: LoggerConfig = MISSING
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 1337
+    name: str = "sweep"  # a multirun's dir suffix and W&B group
 
 
 @dataclass

@@ -21,6 +21,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -32,6 +33,7 @@ from gpt.config import register_configs
 from gpt.data import CharDataModule
 from gpt.module import LanguageModelModule
 from gpt.sample import generate_text
+from gpt.sweep import run_sweep_job
 
 register_configs()
 
@@ -60,16 +62,33 @@ def wandb_mode(requested: str | None) -> str:
         return "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
+def build_loggers(cfg: DictConfig, run_dir: Path, phase: str) -> list:
+    """CSV in the run dir; W&B as one run per job: a sweep's jobs share a group (the sweep dir's name) and keep
+    their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config."""
     loggers = []
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
     if cfg.logger.wandb:
+        hydra = HydraConfig.get()
+        sweeping = hydra.mode == RunMode.MULTIRUN
+        save_dir = Path(hydra.sweep.dir) if sweeping else run_dir
+        save_dir.mkdir(parents=True, exist_ok=True)
         loggers.append(WandbLogger(
-            project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, name=run_name, save_dir=str(run_dir),
-            mode=wandb_mode(cfg.logger.wandb_mode), config=OmegaConf.to_container(cfg, resolve=True),
+            project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, mode=wandb_mode(cfg.logger.wandb_mode),
+            name=run_dir.name, group=save_dir.name if sweeping else None, job_type=phase,
+            tags=[phase, cfg.kernel.backend, cfg.trainer.precision], save_dir=str(save_dir),
+            config={**OmegaConf.to_container(cfg, resolve=True), "overrides": list(hydra.overrides.task)},
         ))
     return loggers
+
+
+def finish_wandb(loggers: list, sample: str | None, step: int, prompt: str | None) -> None:
+    """The sample as a text table, then close the run so the next job of a multirun starts a fresh one."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            if sample is not None:
+                logger.log_text(key="sample", columns=["step", "prompt", "text"], data=[[step, prompt, sample]])
+            logger.experiment.finish(exit_code=0 if sample is not None else 1)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -90,7 +109,7 @@ def train(cfg: DictConfig) -> dict:
     throughput = TokensPerSecond()
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
                                   save_last=True, save_top_k=1)
-    loggers = build_loggers(cfg, run_dir, run_name=f"{phase}-{cfg.kernel.backend}-{run_dir.name}")
+    loggers = build_loggers(cfg, run_dir, phase)
     callbacks = [throughput, ValidateOnLastStep(), checkpoints, RichModelSummary()]
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -99,12 +118,19 @@ def train(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                      default_root_dir=run_dir)
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    wall_seconds = time.perf_counter() - start
+    sample = None
+    try:
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        wall_seconds = time.perf_counter() - start
+        if trainer.is_global_zero:
+            sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
+                                   temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
+    finally:
+        finish_wandb(loggers, sample, trainer.global_step, cfg.sample.prompt)
+
     val_loss = trainer.callback_metrics.get("val/loss")
     train_loss = trainer.callback_metrics.get("train/loss")
-
     summary = {
         "phase": phase,
         "kernel": cfg.kernel.backend,
@@ -121,8 +147,6 @@ def train(cfg: DictConfig) -> dict:
     }
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
-                               temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
         print(f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
               f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n")
         print(sample)
@@ -132,8 +156,11 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
+    """Returns the val loss, for sweepers that optimise it."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_sweep_job(lambda cfg: train(cfg)["val_loss"], cfg)  # a failure is recorded, the sweep goes on
     with one_line_errors():
-        return train(cfg)["val_loss"]  # returned for sweepers that optimise it
+        return train(cfg)["val_loss"]
 
 
 def main() -> None:

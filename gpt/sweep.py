@@ -1,0 +1,59 @@
+"""How a multirun behaves: a failing job is recorded and the sweep goes on; a report is written at the end.
+
+Hydra composes every job of a sweep before the first one starts, so an override that does not compose (a
+misspelt key, a wrong type, an option a phase lacks) stops the sweep at once, with one line, before any time
+is spent. What can only fail once a job runs (values that don't fit together, a kernel that cannot run here,
+a diverged loss, a bug) would end a Hydra sweep without a summary. Here it becomes `error.txt` in that job's
+dir, one `error:` line on the console and a "failed" row in the sweep's report; the other jobs run and keep
+their results, and the sweep exits non-zero.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from gpt.cli import USER_ERRORS, describe_user_error
+
+ERROR_FILE = "error.txt"
+
+
+def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) -> float:
+    """One multirun job: its val loss, or NaN (what optimising sweepers read as a failed trial) when it failed."""
+    hydra = HydraConfig.get()
+    job_dir = Path(hydra.runtime.output_dir)
+    try:
+        val_loss = train(cfg)
+    except USER_ERRORS as exc:
+        message, detail = describe_user_error(exc), ""
+    except Exception as exc:  # a bug: keep its traceback in the job's error.txt, not on the console
+        message = f"{type(exc).__name__}: {exc} (traceback in {job_dir / ERROR_FILE})"
+        detail = traceback.format_exc()
+    else:
+        return math.nan if val_loss is None else val_loss
+    (job_dir / ERROR_FILE).write_text(message + "\n" + (f"\n{detail}" if detail else ""))  # first line: the message
+    print(f"error: job {hydra.job.num} ({' '.join(hydra.overrides.task)}): {message}", file=sys.stderr)
+    return math.nan
+
+
+class ReportAfterSweep(Callback):
+    """At the end of a multirun: the comparison report in the sweep dir, and a non-zero exit if a job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from gpt.report import write_report  # matplotlib is only needed here
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        report = write_report(sweep_dir)
+        failed = sorted(sweep_dir.glob(f"*/{ERROR_FILE}"))
+        print(f"\nsweep report: {report}")
+        if failed:
+            print(f"{len(failed)} job(s) failed, the others' results are kept: "
+                  f"{', '.join(path.parent.name for path in failed)}", file=sys.stderr)
+            sys.exit(1)

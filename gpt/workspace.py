@@ -1,0 +1,61 @@
+"""The W&B workspace that compares runs: val loss by phase, eager against Triton, tokens/s.
+
+    python -m gpt.workspace --entity ME                         # all runs of the project
+    python -m gpt.workspace --entity ME --group 2026-11-25_10-00-00-phases    # one sweep (its W&B group)
+    python -m gpt.workspace --entity ME --dry-run               # print the panels; saves nothing
+
+Saving needs a W&B account (`wandb login`) and the runs uploaded (`make sync`, or trained online). The same
+comparison is always available offline as the sweep's report.md (gpt/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import wandb_workspaces.reports.v2 as wr
+import wandb_workspaces.workspaces as ws
+
+from gpt.config import LoggerConfig
+
+PHASE = wr.Metric("JobType")  # each run's job_type is its phase (gpt/train.py)
+KERNEL = wr.Config("kernel.backend")
+
+
+def build_workspace(entity: str, project: str, group: str | None = None) -> ws.Workspace:
+    sections = [
+        ws.Section(name="Validation loss by phase", is_open=True, panels=[
+            wr.LinePlot(title="val loss by step, per phase", x="Step", y=["val/loss"], groupby=PHASE),
+            wr.LinePlot(title="val loss by wall time, per phase", x="RelativeTime(Wall)", y=["val/loss"],
+                        groupby=PHASE),
+        ]),
+        ws.Section(name="Eager vs Triton", is_open=True, panels=[
+            wr.LinePlot(title="train loss, per attention kernel", x="Step", y=["train/loss"], groupby=KERNEL),
+            wr.LinePlot(title="val loss, per attention kernel", x="Step", y=["val/loss"], groupby=KERNEL),
+        ]),
+        ws.Section(name="Throughput", is_open=True, panels=[
+            wr.LinePlot(title="tokens/s during training", x="Step", y=["train/tokens_per_sec"]),
+            wr.BarPlot(title="tokens/s per kernel", metrics=["train/tokens_per_sec"], groupby=KERNEL),
+        ]),
+    ]
+    runs = ws.RunsetSettings(filters=[ws.Metric("Group") == group] if group else "")
+    return ws.Workspace(entity=entity, project=project, name=f"gpt comparison{f' ({group})' if group else ''}",
+                        sections=sections, runset_settings=runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entity", required=True, help="W&B user or team")
+    parser.add_argument("--project", default=LoggerConfig.wandb_project)
+    parser.add_argument("--group", help="only the runs of this sweep (its W&B group: the sweep dir's name)")
+    parser.add_argument("--dry-run", action="store_true", help="print the panels instead of saving")
+    args = parser.parse_args(argv)
+    workspace = build_workspace(args.entity, args.project, args.group)
+    if args.dry_run:
+        for section in workspace.sections:
+            print(f"{section.name}: " + "; ".join(panel.title for panel in section.panels))
+        return
+    print(workspace.save().url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Sweeps: multirun jobs become offline W&B runs and a report; a failing job is recorded, not fatal; presets compose."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry
+from gpt.cli import check_config
+from gpt.config import register_configs
+from gpt.workspace import build_workspace
+
+PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+WANDB = str(Path(sys.executable).with_name("wandb"))
+TINY_GPT = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2"]
+
+
+def no_credentials(tmp_path: Path, **extra) -> dict:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home), "NETRC": str(home / ".netrc"), "WANDB_API_KEY": None, "WANDB_MODE": None, **extra}
+
+
+def wandb_records(run: Path) -> list[dict]:
+    """The records of an offline run, read back from its .wandb file by W&B's own reader."""
+    out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def compose_preset(*overrides: str, with_hydra: bool = True):
+    register_configs()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", list(overrides), return_hydra_config=with_hydra)
+
+
+def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_peace):
+    sweep = tmp_path / "sweep"
+    result = run_entry("gpt.train", "-m", "kernel=eager,triton", *TINY_GPT, *TINY, "logger=default",
+                       "trainer.log_every_n_steps=1", f"hydra.sweep.dir={sweep}",
+                       env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    runs = sorted((sweep / "wandb").glob("offline-run-*"))  # both jobs' W&B runs, kept in the sweep dir
+    assert len(runs) == 2, list(sweep.rglob("*"))
+    kernels = set()
+    for run in runs:
+        records = wandb_records(run)
+        history = [r["history"]["item"] for r in records if r["type"] == "history"]
+        train = [item["train/loss"] for item in history if "train/loss" in item]
+        val = [item["val/loss"] for item in history if "val/loss" in item]
+        assert len(train) == 4 and len(val) == 2, history
+        assert all(np.isfinite(train + val))
+        info = next(r["run"] for r in records if r["type"] == "run")
+        assert (info["run_group"], info["job_type"]) == (sweep.name, "gpt"), info
+        kernels.add(info["config"]["update"]["kernel"]["backend"])  # the resolved config is the run config
+        assert set(info["tags"]) >= {"gpt", info["config"]["update"]["kernel"]["backend"]}
+        assert next(r["exit"] for r in records if r["type"] == "exit")["exit_code"] == 0  # finished cleanly
+    assert kernels == {"eager", "triton"}
+
+    report = (sweep / "report.md").read_text()
+    assert "| 0-gpt-eager |" in report and "| 1-gpt-triton |" in report, report
+    image = matplotlib.image.imread(sweep / "val_loss.png")[..., :3]
+    curve_colours = {tuple(c) for c in (image * 255).astype(int).reshape(-1, 3) if np.ptp(c) > 60}
+    assert len(curve_colours) > 2, "the plot has no coloured curves"
+
+
+def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path, war_and_peace):
+    sweep = tmp_path / "sweep"
+    result = run_entry("gpt.train", "-m", "model.n_head=3,2", *TINY_GPT[:2], *TINY, f"hydra.sweep.dir={sweep}",
+                       env={"GPT_DATA": str(war_and_peace)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "job 0" in errors[0] and "not divisible by model.n_head=3" in errors[0], errors
+    assert read_summary(sweep / "1-gpt-eager")["steps"] == 4  # the job after the failure ran to the end
+    assert (sweep / "0-gpt-eager" / "error.txt").read_text().startswith("model.n_embd=32 is not divisible")
+    report = (sweep / "report.md").read_text()
+    assert "| 0-gpt-eager |" in report and "failed: model.n_embd=32 is not divisible" in report, report
+    assert "| 1-gpt-eager |" in report and "| ok |" in report, report
+
+
+def test_a_sweep_with_an_override_that_cannot_compose_stops_before_training(tmp_path):
+    result = run_entry("gpt.train", "-m", "model=bigram,gpt", "model.n_layer=2", f"hydra.sweep.dir={tmp_path}/s")
+    assert_one_line_error(result, "model.n_layer", "BigramConfig", "allowed keys here: block_size")
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_each_of_its_jobs_validates(preset):
+    cfg = compose_preset(f"+experiment={preset}")
+    params = cfg.hydra.sweeper.params
+    assert params, f"{preset} sweeps nothing"
+    assert cfg.name == preset  # its sweep dir and W&B group are named after it
+    if preset == "search":
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
+        return
+    for key, values in params.items():
+        for value in str(values).split(","):
+            job = compose_preset(f"+experiment={preset}", f"{key}={value}", with_hydra=False)
+            check_config(job)
+            OmegaConf.to_container(job, resolve=True)
+
+
+def test_the_slurm_launcher_preset_composes():
+    cfg = compose_preset("hydra/launcher=slurm", "+experiment=depth")
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min > 0
+
+
+def test_the_report_works_on_a_single_run_and_refuses_an_empty_folder(tmp_path, short_text):
+    run = tmp_path / "run"
+    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *TINY, f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = run_entry("gpt.report", str(run))
+    assert report.returncode == 0, report.stderr
+    assert "| run |" in (run / "report.md").read_text() and (run / "val_loss.png").stat().st_size > 10_000
+    assert_one_line_error(run_entry("gpt.report", str(tmp_path / "home")), "no such folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_entry("gpt.report", str(tmp_path / "empty")), "no runs here")
+
+
+def test_the_wandb_workspace_has_the_comparison_panels():
+    workspace = build_workspace("someone", "gpt-war-and-peace", group="2026-11-25_10-00-00-phases")
+    panels = {panel.title: panel for section in workspace.sections for panel in section.panels}
+    assert panels["val loss by step, per phase"].groupby.name == "JobType"
+    assert panels["val loss, per attention kernel"].groupby.name == "kernel.backend"
+    assert "train/tokens_per_sec" in panels["tokens/s per kernel"].metrics
+    view = workspace._to_model()  # what save() would upload: must serialise without a network
+    assert "2026-11-25_10-00-00-phases" in view.model_dump_json()
+
+
+def test_make_targets_point_at_the_sweep_dir():
+    out = subprocess.run(["make", "-n", "sweep", "dashboard", "sync", "report", "DIR=multirun/x"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert "gpt.train -m +experiment=phases" in out
+    assert "wandb leet multirun/x/wandb" in out and "wandb sync multirun/x/wandb/offline-run-*" in out
+    assert "gpt.report multirun/x" in out
