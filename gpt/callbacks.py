@@ -1,16 +1,27 @@
-"""Training throughput in tokens per second, counting data loading and the optimiser step but not validation,
-and the wall clock since training started (validation included), logged with each validation.
+"""The harness's Lightning callbacks: throughput, a validation at the last step, a checkpoint on SIGINT/SIGTERM,
+a stop on a NaN loss, and what an exact resume needs beyond Lightning's checkpoints."""
 
-Lightning's ThroughputMonitor synchronises CUDA on every step and reports only windowed rates; this keeps no
-per-step host work (one clock read) and also keeps the totals for the run's summary.
-"""
-
+import math
+import signal
+import sys
+import threading
 import time
+from pathlib import Path
 
 import lightning as L
+import torch
+
+from gpt.errors import TrainingDivergedError
 
 
 class TokensPerSecond(L.Callback):
+    """Training tokens per second, counting data loading and the optimiser step but not validation, and the wall
+    clock since training started (validation included), logged with each validation.
+
+    Lightning's ThroughputMonitor synchronises CUDA on every step and reports only windowed rates; this keeps no
+    per-step host work (one clock read) and also keeps the totals for the run's summary.
+    """
+
     def __init__(self):
         self.tokens = 0  # all ranks together
         self.seconds = 0.0
@@ -57,3 +68,93 @@ class ValidateOnLastStep(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step >= trainer.max_steps:
             trainer.should_stop = True
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal, after checkpointing the step it had finished."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: Path):
+        super().__init__(f"stopped by {signal_name} at step {step}; checkpoint: {checkpoint}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+
+
+class CheckpointOnSignal(L.Callback):
+    """SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) ends training once the current step is done, with a
+    checkpoint of that step, so that nothing is lost and `resume=` continues exactly there; it raises
+    TrainingInterrupted to leave at once (no validation first: preemption grace periods are short). A second
+    Ctrl-C stops without waiting."""
+
+    def __init__(self, checkpoint_path: Path):
+        self.checkpoint_path = checkpoint_path
+        self.received: str | None = None
+        self._saved_step: int | None = None
+        self._previous_handlers = {}
+
+    def _on_signal(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: finishing this step, then saving a checkpoint (again to stop at once)",
+              file=sys.stderr)
+
+    def on_train_start(self, trainer, pl_module):
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.received is not None and self._saved_step is None:  # where Lightning's own checkpoints are taken
+            trainer.save_checkpoint(self.checkpoint_path)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self._saved_step is not None:  # leave once the saved step is also logged (and validated, if due)
+            raise TrainingInterrupted(self.received, self._saved_step, self.checkpoint_path)
+
+    def teardown(self, trainer, pl_module, stage):
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops training when the loss is NaN or infinite, naming the step and the value.
+
+    The training loss is checked every `log_every_n_steps` steps (when it is read for logging anyway), not on
+    every step, which would make the host wait for the device each step; a NaN stays NaN, so the step named is
+    at most that many steps after the first bad one. The validation loss is checked before each checkpoint is
+    taken (Lightning runs checkpoint callbacks last), so a checkpoint of NaN weights is never written."""
+
+    @staticmethod
+    def _check(value, what: str, step: int, every: str) -> None:
+        if not math.isfinite(value):
+            raise TrainingDivergedError(f"the {what} loss is {value} at step {step}{every}; try a lower optim.lr, "
+                                        "trainer.gradient_clip_val, or trainer.precision=32")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step % trainer.log_every_n_steps == 0 or step >= trainer.max_steps:
+            self._check(float(outputs["loss"]), "training", step, f" (checked every {trainer.log_every_n_steps} steps)")
+
+    def on_validation_end(self, trainer, pl_module):
+        val_loss = trainer.callback_metrics.get("val/loss")
+        if val_loss is not None and not trainer.sanity_checking:
+            self._check(float(val_loss), "validation", trainer.global_step, "")
+
+
+class ExactResume(L.Callback):
+    """What a Lightning checkpoint lacks for a resumed run to be the run it continues.
+
+    - torch's random number generator state (dropout masks), kept in the checkpoint and restored: tensors only,
+      so checkpoints stay loadable with `torch.load(weights_only=True)`;
+    - the step loggers write: Lightning restores its counter one behind the optimiser steps for checkpoints
+      saved mid-epoch, which would log step k twice in metrics.csv; it is set back to the checkpoint's step.
+    """
+
+    def state_dict(self):
+        return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state_dict):
+        torch.set_rng_state(state_dict["cpu"])
+        if state_dict["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

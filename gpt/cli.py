@@ -36,10 +36,14 @@ def one_line_errors():
 
 
 def describe_user_error(exc: BaseException) -> str:
-    """One line for a mistake in the user's input: our own errors say it themselves; config errors are rendered."""
-    if isinstance(exc, (CompactHydraException, OmegaConfBaseException)):
-        return describe_config_error(exc)
-    return str(exc)
+    """One line for a mistake in the user's input: our own errors say it themselves (also when raised inside a
+    config resolver, which wraps them); config errors are rendered."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (UserError, KernelUnavailableError)):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return describe_config_error(exc)
 
 
 def describe_config_error(exc: Exception) -> str:
@@ -88,6 +92,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.trainer.max_steps < 1:
         raise UserError(f"trainer.max_steps={cfg.trainer.max_steps}: must be a positive integer")
     model = cfg.model
+    if "block_size" in model and cfg.data.block_size > model.block_size:
+        raise UserError(f"data.block_size={cfg.data.block_size} is beyond the model's {model.block_size} positions "
+                        f"(model.block_size); use data.block_size <= {model.block_size} or a larger model.block_size")
     for key in ("n_layer", "n_head", "n_embd"):
         if key in model and model[key] < 1:
             raise UserError(f"model.{key}={model[key]}: must be a positive integer")

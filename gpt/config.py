@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
+
+from gpt.checkpoints import resumed_run_dir
 
 
 # Lightning's spellings; checked in gpt.cli (an Enum can't hold them: OmegaConf matches member names)
@@ -128,6 +130,7 @@ class TrainConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 1337
     name: str = "sweep"  # a multirun's dir suffix and W&B group
+    resume: Optional[str] = None  # a run dir, a .ckpt file, or auto
 
 
 @dataclass
@@ -142,7 +145,9 @@ MODEL_SCHEMAS = {"bigram": BigramConfig, "attention": SingleHeadConfig, "multihe
 
 
 def register_configs() -> None:
-    """Make the schemas available to the YAML files under conf/ (as `defaults: [<group>_schema]`)."""
+    """Make the schemas available to the YAML files under conf/ (as `defaults: [<group>_schema]`), and the
+    resolver that puts a resumed run back in its own dir."""
+    OmegaConf.register_new_resolver("resumed_run_dir", resumed_run_dir, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleRunConfig)

@@ -94,18 +94,22 @@ def window_batch(data: torch.Tensor, starts: torch.Tensor, block_size: int) -> t
 
 
 class RandomWindows(IterableDataset):
-    """An endless stream of batches of random windows; batch `step` depends only on (seed, rank, step)."""
+    """An endless stream of batches of random windows. Step `step`'s global batch (batch_size windows for each of
+    world_size processes) depends only on (seed, step); each rank takes its own slice of it. So a run resumed at
+    any step sees the batches it would have seen, and N processes together see what one process with an N times
+    larger batch sees."""
 
     def __init__(self, data: torch.Tensor, block_size: int, batch_size: int, seed: int, rank: int = 0,
-                 start_step: int = 0):
+                 world_size: int = 1, start_step: int = 0):
         self.data, self.block_size, self.batch_size = data, block_size, batch_size
-        self.seed, self.rank, self.start_step = seed, rank, start_step
+        self.seed, self.rank, self.world_size, self.start_step = seed, rank, world_size, start_step
 
     def __iter__(self):
         high = len(self.data) - self.block_size
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for step in itertools.count(self.start_step):
-            generator = torch.Generator().manual_seed(hash((self.seed, self.rank, step)) & (2**63 - 1))
-            starts = torch.randint(high, (self.batch_size,), generator=generator)
+            generator = torch.Generator().manual_seed(hash((self.seed, step)) & (2**63 - 1))
+            starts = torch.randint(high, (self.batch_size * self.world_size,), generator=generator)[mine]
             yield window_batch(self.data, starts, self.block_size)
 
 
@@ -133,11 +137,18 @@ class CharDataModule(L.LightningDataModule):
         data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         n_train = int(self.train_fraction * len(data))
         self.train_data, self.val_data = data[:n_train], data[n_train:]
-        for split, part in (("train", self.train_data), ("validation", self.val_data)):
+        for split, part, key, windows in (("train", self.train_data, "batch_size", self.batch_size),
+                                          ("validation", self.val_data, "val_windows", self.val_windows)):
             if len(part) <= self.block_size + 1:
                 raise UserError(
                     f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
                     f"({len(part)} characters); use data.block_size < {len(part) - 1} or a longer text"
+                )
+            if windows > len(part) - self.block_size:
+                raise UserError(
+                    f"data.{key}={windows} is more than the {len(part) - self.block_size} distinct windows of "
+                    f"{self.block_size} characters in the {split} split of {corpus}; use data.{key} <= "
+                    f"{len(part) - self.block_size}, a smaller data.block_size, or a longer text"
                 )
         starts = torch.randint(len(self.val_data) - self.block_size, (self.val_windows,),
                                generator=torch.Generator().manual_seed(VAL_SEED))
@@ -146,7 +157,7 @@ class CharDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         stream = RandomWindows(self.train_data, self.block_size, self.batch_size, self.seed,
-                               rank=trainer.global_rank if trainer else 0,
+                               rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
                                start_step=trainer.global_step if trainer else 0)
         return DataLoader(stream, batch_size=None)
 

@@ -11,3 +11,7 @@ class UserError(Exception):
 
 class UnknownCharacterError(UserError, ValueError):
     """Text contains characters outside a tokenizer's vocabulary."""
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or infinite: the run stops, keeping its last good checkpoint."""

@@ -11,6 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from gpt.checkpoints import read_checkpoint
 from gpt.cli import check_backend, one_line_errors
 from gpt.config import register_configs
 from gpt.errors import UserError
@@ -46,9 +47,9 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
     overrides = {}
+    hparams = read_checkpoint(ckpt)["hyper_parameters"]
     if backend is not None:
         check_backend(backend)
-        hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
         if "backend" in hparams["model"]:
             overrides["model"] = {**hparams["model"], "backend": backend}
     return LanguageModelModule.load_from_checkpoint(ckpt, map_location="cpu", **overrides)

@@ -11,7 +11,11 @@ credentials exist), checkpoints/last.ckpt, and summary.json; then it prints a sa
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shlex
+import signal
+import sys
 import time
 import warnings
 from netrc import netrc
@@ -27,15 +31,20 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from gpt.callbacks import TokensPerSecond, ValidateOnLastStep
+from gpt.callbacks import (CheckpointOnSignal, ExactResume, StopOnNonFiniteLoss, TokensPerSecond,
+                           TrainingInterrupted, ValidateOnLastStep)
+from gpt.checkpoints import check_resumable, continue_metrics, find_checkpoint, read_checkpoint
 from gpt.cli import check_config, one_line_errors
 from gpt.config import register_configs
 from gpt.data import CharDataModule
+from gpt.errors import UserError
 from gpt.module import LanguageModelModule
 from gpt.sample import generate_text
 from gpt.sweep import run_sweep_job
 
 register_configs()
+# Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
 # Known-harmless library notices that would otherwise bury the run's own output:
 for notice in (
@@ -64,7 +73,8 @@ def wandb_mode(requested: str | None) -> str:
 
 def build_loggers(cfg: DictConfig, run_dir: Path, phase: str) -> list:
     """CSV in the run dir; W&B as one run per job: a sweep's jobs share a group (the sweep dir's name) and keep
-    their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config."""
+    their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config.
+    A resumed run continues its W&B run (same id), as its metrics.csv continues."""
     loggers = []
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
@@ -73,11 +83,13 @@ def build_loggers(cfg: DictConfig, run_dir: Path, phase: str) -> list:
         sweeping = hydra.mode == RunMode.MULTIRUN
         save_dir = Path(hydra.sweep.dir) if sweeping else run_dir
         save_dir.mkdir(parents=True, exist_ok=True)
+        previous = sorted((save_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime) if cfg.resume else []
         loggers.append(WandbLogger(
             project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, mode=wandb_mode(cfg.logger.wandb_mode),
             name=run_dir.name, group=save_dir.name if sweeping else None, job_type=phase,
             tags=[phase, cfg.kernel.backend, cfg.trainer.precision], save_dir=str(save_dir),
             config={**OmegaConf.to_container(cfg, resolve=True), "overrides": list(hydra.overrides.task)},
+            **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
         ))
     return loggers
 
@@ -106,11 +118,27 @@ def train(cfg: DictConfig) -> dict:
         max_steps=cfg.trainer.max_steps,
     )
 
+    checkpoint_path = None
+    if cfg.resume:
+        checkpoint_path = find_checkpoint(cfg.resume, phase)
+        checkpoint = read_checkpoint(checkpoint_path)
+        check_resumable(checkpoint, checkpoint_path, cfg, vocab=datamodule.tokenizer.chars)
+        print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")
+
     throughput = TokensPerSecond()
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
-                                  save_last=True, save_top_k=1)
+    # checkpoints/last.ckpt after every validation (what resume= continues), best.ckpt at the lowest val loss.
+    last_checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoints = [ModelCheckpoint(dirpath=last_checkpoint.parent, filename=last_checkpoint.stem, monitor=None,
+                                   save_top_k=1, enable_version_counter=False),
+                   ModelCheckpoint(dirpath=last_checkpoint.parent, filename="best", monitor="val/loss", save_top_k=1,
+                                   enable_version_counter=False)]
     loggers = build_loggers(cfg, run_dir, phase)
-    callbacks = [throughput, ValidateOnLastStep(), checkpoints, RichModelSummary()]
+    if checkpoint_path is not None:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                continue_metrics(logger, checkpoint["global_step"])
+    callbacks = [throughput, ValidateOnLastStep(), *checkpoints, CheckpointOnSignal(last_checkpoint),
+                 StopOnNonFiniteLoss(), ExactResume(), RichModelSummary()]
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
@@ -121,11 +149,22 @@ def train(cfg: DictConfig) -> dict:
     sample = None
     try:
         start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
         wall_seconds = time.perf_counter() - start
         if trainer.is_global_zero:
             sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
                                    temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
+    except TrainingInterrupted as stop:
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+        print(f"{stop}\nresume with: python -m gpt.train {shlex.join([*overrides, f'resume={run_dir}'])}",
+              file=sys.stderr)
+        sys.exit(128 + signal.Signals[stop.signal_name].value)
+    except Exception as exc:  # say what is kept before the error is reported
+        kept = describe_last_checkpoint(last_checkpoint)
+        if isinstance(exc, UserError):
+            raise type(exc)(f"{exc}. {kept}") from None
+        print(f"training stopped by an error. {kept}", file=sys.stderr)
+        raise
     finally:
         finish_wandb(loggers, sample, trainer.global_step, cfg.sample.prompt)
 
@@ -142,7 +181,7 @@ def train(cfg: DictConfig) -> dict:
         "tokens_per_sec": round(throughput.tokens_per_sec, 1),
         "wall_seconds": round(wall_seconds, 1),
         "precision": cfg.trainer.precision,
-        "checkpoint": checkpoints.last_model_path or None,
+        "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:
@@ -152,6 +191,12 @@ def train(cfg: DictConfig) -> dict:
         print(sample)
         print(f"\nrun dir: {run_dir}")
     return summary
+
+
+def describe_last_checkpoint(path: Path) -> str:
+    if not path.exists():
+        return "No checkpoint had been saved yet"
+    return f"The last good checkpoint is kept: {path} (step {read_checkpoint(path)['global_step']})"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -74,15 +74,17 @@ def test_windows_are_shifted_by_one():
     assert torch.equal(x[1], torch.arange(10, 18)) and torch.equal(y[1], torch.arange(11, 19))
 
 
-def test_batch_depends_only_on_seed_rank_and_step():
+def test_batch_depends_only_on_seed_and_step_and_ranks_share_the_global_batch():
     data = torch.arange(1000)
     stream = iter(RandomWindows(data, block_size=8, batch_size=4, seed=7))
     batches = [next(stream) for _ in range(5)]
     resumed = next(iter(RandomWindows(data, block_size=8, batch_size=4, seed=7, start_step=3)))
     assert torch.equal(resumed[0], batches[3][0])
-    other_rank = next(iter(RandomWindows(data, block_size=8, batch_size=4, seed=7, rank=1, start_step=3)))
-    assert not torch.equal(other_rank[0], batches[3][0])
     assert all(x.max() < 1000 - 1 and torch.equal(x + 1, y) for x, y in batches)
+    # Two processes with 2 windows each see, together, the 4 windows one process sees.
+    ranks = [next(iter(RandomWindows(data, block_size=8, batch_size=2, seed=7, rank=r, world_size=2, start_step=3)))
+             for r in (0, 1)]
+    assert torch.equal(torch.cat([ranks[0][0], ranks[1][0]]), batches[3][0])
 
 
 def make_datamodule(path, **overrides):
