@@ -12,7 +12,7 @@ HAS_GPU       := $(shell nvidia-smi -L 2>/dev/null | head -1)
 # A sweep or run dir for report / dashboard / sync; by default the newest sweep.
 DIR           ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 
-.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench-attention sample clean
+.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench bench-attention sample clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ dashboard: install
 ## Upload offline W&B runs (needs `wandb login`): make sync [DIR=...]
 sync: install
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
+
+## Harness vs a plain PyTorch loop: tokens/s, MFU, memory for fp32/bf16, compile, eager/sdpa (~12 min on 2 cores).
+bench: install
+	$(PY) experiments/bench_train.py
 
 ## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
 bench-attention: install

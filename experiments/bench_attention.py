@@ -79,7 +79,8 @@ def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]
         ms = triton.testing.do_bench(step, grad_to_none=[q, k, v])
     else:
         memory = saved_bytes(lambda: kernels.attention(q, k, v, backend=backend)) if backward else 0
-        ms = Timer("step()", globals={"step": step}).blocked_autorange(min_run_time=1.0).median * 1e3
+        timer = Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())  # its default is 1
+        ms = timer.blocked_autorange(min_run_time=1.0).median * 1e3
     return ms, memory / 2**20
 
 

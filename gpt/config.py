@@ -61,8 +61,8 @@ class DataConfig:
     path: Optional[str] = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
     url: Optional[str] = None
     sha256: Optional[str] = None  # checked when given
-    block_size: int = 256  # context length in characters
-    batch_size: int = 32
+    block_size: int = 128  # context length in characters
+    batch_size: int = 64
     train_fraction: float = 0.9  # contiguous split: the first 90% trains, the rest validates
     val_windows: int = 256  # fixed validation windows (drawn with a fixed seed)
     seed: int = II("seed")
@@ -75,7 +75,7 @@ class KernelConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-3  # peak learning rate, reached after warmup
+    lr: float = 3e-3  # peak learning rate, reached after warmup
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at trainer.max_steps
     warmup_steps: int = 100
     weight_decay: float = 0.1  # applied to matrices (2-D weights) only, not biases, LayerNorms
@@ -86,7 +86,8 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     _target_: str = "lightning.pytorch.Trainer"
-    max_steps: int = 1200
+    max_steps: int = 1800
+    max_time: Optional[str] = None  # "DD:HH:MM:SS": stop (validating and checkpointing) when training has run this long
     precision: str = "bf16-mixed"  # one of PRECISIONS
     accelerator: str = "auto"
     devices: Any = 1
@@ -131,6 +132,7 @@ class TrainConfig:
     seed: int = 1337
     name: str = "sweep"  # a multirun's dir suffix and W&B group
     resume: Optional[str] = None  # a run dir, a .ckpt file, or auto
+    compile: bool = False  # torch.compile the model (its first steps then include compilation)
 
 
 @dataclass

@@ -45,6 +45,7 @@ from gpt.sweep import run_sweep_job
 register_configs()
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's database layer, loaded by +experiment=search
 
 # Known-harmless library notices that would otherwise bury the run's own output:
 for notice in (
@@ -117,6 +118,8 @@ def train(cfg: DictConfig) -> dict:
         vocab=datamodule.tokenizer.chars,
         max_steps=cfg.trainer.max_steps,
     )
+    if cfg.compile:
+        module.model.compile()  # in place: checkpoints keep the plain parameter names
 
     checkpoint_path = None
     if cfg.resume:
