@@ -1,5 +1,5 @@
 """The harness's Lightning callbacks: throughput, a validation at the last step, a checkpoint on SIGINT/SIGTERM,
-a stop on a NaN loss, and what an exact resume needs beyond Lightning's checkpoints."""
+a stop on a NaN loss, and the random state in checkpoints (for an exact resume)."""
 
 import math
 import signal
@@ -142,14 +142,10 @@ class StopOnNonFiniteLoss(L.Callback):
             self._check(float(val_loss), "validation", trainer.global_step, "")
 
 
-class ExactResume(L.Callback):
-    """What a Lightning checkpoint lacks for a resumed run to be the run it continues.
-
-    - torch's random number generator state (dropout masks), kept in the checkpoint and restored: tensors only,
-      so checkpoints stay loadable with `torch.load(weights_only=True)`;
-    - the step loggers write: Lightning restores its counter one behind the optimiser steps for checkpoints
-      saved mid-epoch, which would log step k twice in metrics.csv; it is set back to the checkpoint's step.
-    """
+class RandomState(L.Callback):
+    """Keeps torch's random number generator state (dropout masks) in checkpoints and restores it on resume, so a
+    resumed run draws what the uninterrupted run would have drawn (Lightning's checkpoints lack it). Tensors
+    only, so checkpoints stay loadable with `torch.load(weights_only=True)`."""
 
     def state_dict(self):
         return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}

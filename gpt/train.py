@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from gpt.callbacks import (CheckpointOnSignal, ExactResume, StopOnNonFiniteLoss, TokensPerSecond,
+from gpt.callbacks import (CheckpointOnSignal, RandomState, StopOnNonFiniteLoss, TokensPerSecond,
                            TrainingInterrupted, ValidateOnLastStep)
 from gpt.checkpoints import check_resumable, continue_metrics, find_checkpoint, read_checkpoint
 from gpt.cli import check_config, one_line_errors
@@ -141,7 +141,7 @@ def train(cfg: DictConfig) -> dict:
             if isinstance(logger, CSVLogger):
                 continue_metrics(logger, checkpoint["global_step"])
     callbacks = [throughput, ValidateOnLastStep(), *checkpoints, CheckpointOnSignal(last_checkpoint),
-                 StopOnNonFiniteLoss(), ExactResume(), RichModelSummary()]
+                 StopOnNonFiniteLoss(), RandomState(), RichModelSummary()]
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
