@@ -14,7 +14,6 @@ autograd saves for backward, which is where eager's O(T^2) score matrices live.
 
 from __future__ import annotations
 
-import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -26,7 +25,7 @@ import triton.testing
 from torch.utils.benchmark import Timer
 
 import kernels
-from gpt.machine import describe_machine
+from gpt.machine import describe_machine, machine_slug
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -104,8 +103,7 @@ def benchmark(metric: str, backward: bool, D: int):
 
 
 def main() -> None:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", describe_machine()).strip("-").lower()
-    out_dir = Path(__file__).resolve().parent / "attention" / slug
+    out_dir = Path(__file__).resolve().parent / "attention" / machine_slug()
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
           f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,8 +31,6 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.benchmark import Timer  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
@@ -41,7 +38,9 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from gpt.config import register_configs  # noqa: E402
 from gpt.data import RandomWindows  # noqa: E402
 from gpt.module import LanguageModelModule  # noqa: E402
-from gpt.machine import describe_machine  # noqa: E402
+from gpt.machine import describe_machine, machine_slug  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 PRECISIONS = ["32", "bf16-mixed"]
 LOG_EVERY = 10  # the harness's default trainer.log_every_n_steps: its tokens/s windows
@@ -198,7 +197,7 @@ def main() -> None:
     base = harness[("32", False, "eager")]
     print(f"\nharness speed-up over fp32 eager-mode eager attention:\n{(harness / base).round(2).to_string()}")
 
-    out_dir = REPO / "experiments" / "train_speed" / re.sub(r"[^A-Za-z0-9]+", "-", machine).strip("-").lower()
+    out_dir = REPO / "experiments" / "train_speed" / machine_slug()
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "train_speed.csv", index=False)
     chart(table, out_dir / "train_speed.png",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -17,3 +18,8 @@ def describe_machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
                platform.processor() or "cpu")
     return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def machine_slug() -> str:
+    """describe_machine() as a folder name: where a benchmark writes this machine's figures."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", describe_machine()).strip("-").lower()
