@@ -20,6 +20,11 @@ TINY = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.batch_size=
         "data.val_windows=8", "trainer.enable_progress_bar=false", "sample.max_new_tokens=20", "logger=csv"]
 
 
+def tiny_except(*keys: str) -> list[str]:
+    """TINY without the overrides of these keys, for a test that sets them itself (Hydra refuses a key twice)."""
+    return [o for o in TINY if o.split("=")[0] not in keys]
+
+
 @pytest.fixture(scope="session")
 def war_and_peace() -> Path:
     """The real corpus: $GPT_DATA (as .ci/run sets it), else the shared data folder beside the checkout."""

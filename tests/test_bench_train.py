@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, TINY, run_entry
+from conftest import REPO, run_entry, tiny_except
 
 SMALL = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "data.batch_size=4", "data.block_size=16",
          "trainer.precision=32"]
@@ -20,7 +20,7 @@ def test_the_plain_loop_follows_the_harness_loss(tmp_path, war_and_peace):
                     "--warmup", "0", *SMALL], cwd=REPO, check=True, env={"GPT_DATA": str(war_and_peace),
                                                                         "PATH": "/usr/bin:/bin"})
     plain = json.loads(out.read_text())["final_loss"]
-    tiny = [o for o in TINY if not o.startswith(("trainer.max_steps=", "data.batch_size=", "data.block_size="))]
+    tiny = tiny_except("trainer.max_steps", "data.batch_size", "data.block_size")
     run = tmp_path / "harness"
     result = run_entry("gpt.train", *tiny, *SMALL, "trainer.max_steps=6", "trainer.log_every_n_steps=1",
                        f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})

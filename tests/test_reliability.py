@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry
+from conftest import REPO, TINY, tiny_except, assert_one_line_error, read_summary, run_entry
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step.
 STEADY = ["model.n_layer=2", "model.n_embd=64", "model.n_head=2", "data.block_size=64", "data.batch_size=8",
@@ -94,7 +94,7 @@ def test_resume_auto_without_a_run_is_a_one_line_error(tmp_path):
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, war_and_peace):
     run = tmp_path / "run"
-    tiny = [o for o in TINY if not o.startswith(("trainer.max_steps=", "trainer.val_check_interval="))]
+    tiny = tiny_except("trainer.max_steps", "trainer.val_check_interval")
     result = run_entry("gpt.train", *tiny, "trainer.max_steps=60", "trainer.val_check_interval=2",
                        "trainer.log_every_n_steps=1", "optim.lr=30", "optim.warmup_steps=10",  # diverges by ~step 16
                        "trainer.gradient_clip_val=null", f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})
@@ -121,7 +121,7 @@ def tiny_run(tmp_path, short_text) -> Path:
     (["model.n_layer=1", "trainer.max_steps=9"], ["trainer.max_steps=4 there", "9 here"]),
 ])
 def test_resuming_an_incompatible_checkpoint_is_a_one_line_error(tiny_run, short_text, overrides, fragments):
-    tiny = [o for o in TINY if not o.startswith("trainer.max_steps=")]
+    tiny = tiny_except("trainer.max_steps")
     result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *tiny, "trainer.max_steps=4", *overrides,
                        f"resume={tiny_run}")
     assert_one_line_error(result, *fragments)
@@ -156,7 +156,7 @@ def test_data_the_model_or_text_cannot_hold_is_a_one_line_error(tmp_path, short_
 
 
 def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_global_batch(tmp_path, war_and_peace):
-    tiny = [o for o in TINY if not o.startswith(("logger=", "trainer.max_steps=", "data.batch_size="))]
+    tiny = tiny_except("logger", "trainer.max_steps", "data.batch_size")
     common = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", *tiny, "trainer.max_steps=6",
               "trainer.precision=32", "logger=default"]
     env = {"GPT_DATA": str(war_and_peace), "WANDB_MODE": "offline"}
