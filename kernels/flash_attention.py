@@ -1,22 +1,29 @@
 """Flash attention in Triton (`kernel=triton`): attention without ever storing the (T x T) matrix.
 
 Forward (one program per BLOCK_M query rows of one head). Keys and values stream past in BLOCK_N tiles while
-each row keeps a running max m, a running normaliser l and an unnormalised output acc (online softmax):
+each row keeps a running max m, a running normaliser l and an unnormalised output acc (online softmax).
+Scores are kept in base-2 units, s = q k^T * scale * log2(e), so that exp(x) is the cheaper exp2:
 
-    s = q k^T * scale;   m' = max(m, rowmax(s));   p = exp(s - m')
-    l = l * exp(m - m') + rowsum(p);   acc = acc * exp(m - m') + p v;   m = m'
-    out = acc / l;   lse = m + log(l)          (saved: only out and the per-row log-sum-exp)
+    m' = max(m, rowmax(s));   p = exp2(s - m')
+    l = l * exp2(m - m') + rowsum(p);   acc = acc * exp2(m - m') + p v;   m = m'
+    out = acc / l;   lse = m + log2(l)          (saved: only out and the per-row log-sum-exp, base 2)
 
-With causal masking, the key tiles entirely to the right of a query tile's diagonal are never visited; only
-tiles crossing the diagonal are masked element-wise. Exponentials use exp2 with log2(e) folded into the scale.
+Causal masking in two stages: key tiles wholly left of a query tile's diagonal are visible to every row and
+run without any mask; only the diagonal band (BLOCK_M keys) applies `col <= row`; tiles to its right are
+never visited. Without causality, only a ragged last key tile (T not a multiple of BLOCK_N) is masked.
 
-Backward recomputes p = exp(q k^T * scale - lse) tile by tile from Q, K, V and lse, with
-delta = rowsum(dO * O) (= rowsum(P * dP), precomputed per row):
+Backward recomputes p = exp2(s - lse) tile by tile from Q, K, V and lse, with delta = rowsum(dO * O)
+(= rowsum(P * dP), precomputed per row):
 
     dV = P^T dO,   dP = dO V^T,   dS = P * (dP - delta),   dQ = scale * dS K,   dK = scale * dS^T Q
 
-one program per key tile for dK, dV (looping over query tiles) and one per query tile for dQ (looping over
-key tiles), so no atomics and no (T x T) buffer. Memory is O(T) beyond the inputs and outputs.
+one program per key tile for dK, dV (looping over the query tiles that see it) and one per query tile for dQ
+(looping over the key tiles it sees), so no atomics and no (T x T) buffer: memory is O(T) beyond the inputs
+and outputs. Padded rows and columns (past T) load as zeros, which contribute exactly nothing to dQ, dK, dV,
+so the backward masks only the causal band.
+
+Tiles are autotuned per (T rounded up to a power of two, head_dim, dtype, causality, fp32 precision) on a GPU;
+under Triton's interpreter one small fixed tile is used.
 """
 
 from __future__ import annotations
@@ -25,11 +32,59 @@ import math
 
 import torch
 
-from kernels.triton_runtime import INTERPRETING, check_can_run, dot_dtype, tl, triton
+from kernels.triton_runtime import (MAX_HEAD_DIM, check_can_run, check_dtype, dot_precision, launch_configs, mma,
+                                    tl, triton)
 
-LOG2_E = 1.4426950408889634
+LOG2_E = 1.4426950408889634  # exp(x) = exp2(x * log2(e))
+
+
+def _configs(owned: str, step: str, operand_bytes: int, shapes: list[tuple]) -> list:
+    """triton.Configs from (owned tile, step tile, num_warps, num_stages, largest BLOCK_D on sm_90, on sm_80)
+    for operands of `operand_bytes` (2: bf16 / fp16, 4: fp32). The owned tile is a multiple of the step, so
+    that the causal diagonal band is a whole number of steps. The head-dim limits are where the tile still
+    fits in registers and shared memory without spilling: make kernels-compile proves each."""
+    configs = []
+    for own, stp, warps, stages, sm90, sm80 in shapes:
+        config = triton.Config({owned: own, step: stp}, num_warps=warps, num_stages=stages)
+        config.operand_bytes, config.max_block_d = operand_bytes, {(9, 0): sm90, (8, 0): sm80}
+        configs.append(config)
+    return configs
+
+
+def usable(configs: list, element_size: int, block_d: int, capability: tuple[int, int]) -> list:
+    """The configs that fit this GPU at this head_dim and dtype. fp32 operands (plain FMAs for "ieee", two or
+    three TF32 passes otherwise) take about twice the registers and shared memory of bf16: their tiles are
+    smaller. The interpreter's one config has no limits."""
+    family = (9, 0) if capability >= (9, 0) else (8, 0)
+    return [c for c in configs if getattr(c, "operand_bytes", element_size) == element_size
+            and block_d <= getattr(c, "max_block_d", {}).get(family, MAX_HEAD_DIM)]
+
+
+def _prune(configs, named_args, **constexprs):
+    q = named_args["Q"]
+    capability = torch.cuda.get_device_capability(q.device) if q.is_cuda else (9, 0)
+    return usable(configs, q.element_size(), constexprs["BLOCK_D"], capability)
+
 
 if triton is not None:
+    # Autotune candidates for a GPU, each compiled for sm_80 and sm_90 by make kernels-compile. Under the
+    # interpreter, one 16 x 16 tile, so that the tests' short sequences span several tiles.
+    # fp32: one 16 x 16 tile. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile)
+    FP32_TILES = [(16, 16, 4, 2, 128, 128)]
+    FORWARD_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 128), (128, 128, 8, 3, 64, 64),
+                                                        (128, 64, 4, 4, 64, 64), (64, 64, 4, 3, 128, 128),
+                                                        (64, 32, 4, 4, 128, 128)]) + \
+        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+    DKDV_TUNING = _configs("BLOCK_N", "BLOCK_M", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
+                                                     (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
+        _configs("BLOCK_N", "BLOCK_M", 4, FP32_TILES)
+    DQ_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
+                                                   (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
+        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+    FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
+    DKDV_CONFIGS = launch_configs(DKDV_TUNING, triton.Config({"BLOCK_N": 16, "BLOCK_M": 16}))
+    DQ_CONFIGS = launch_configs(DQ_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
+    TUNING_KEY = ["T_BUCKET", "BLOCK_D", "CAUSAL", "PRECISION"]  # the autotuner adds the tensors' dtypes
 
     @triton.jit
     def _load_tile(base, rows, dims, stride_t, stride_d, T, D):
@@ -38,43 +93,66 @@ if triton is not None:
                        mask=(rows[:, None] < T) & (dims[None, :] < D), other=0.0)
 
     @triton.jit
+    def _query_tile(CAUSAL: tl.constexpr):
+        """This program's query tile. With causality the last tiles see the most keys: hand them out first,
+        so that the long programs start early and the short ones fill in behind them."""
+        if CAUSAL:
+            tile = tl.num_programs(0) - 1 - tl.program_id(0)
+        else:
+            tile = tl.program_id(0)
+        return tile
+
+    @triton.jit
+    def _forward_tiles(acc, l, m, q, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
+                       qk_scale, MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                       BLOCK_N: tl.constexpr):
+        """The online-softmax update over key tiles [lo, hi); MASK: apply the causal / past-the-end mask."""
+        for start_n in range(lo, hi, BLOCK_N):
+            cols = start_n + tl.arange(0, BLOCK_N)
+            k = _load_tile(K, cols, dims, stride_kt, stride_kd, T, D)
+            s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
+            if MASK:
+                visible = (cols[None, :] <= rows[:, None]) if CAUSAL else (cols[None, :] < T)
+                s = tl.where(visible, s, -float("inf"))
+            m_new = tl.maximum(m, tl.max(s, axis=1))  # finite: key 0 is visible to every row, in the first tile
+            correction = tl.exp2(m - m_new)
+            p = tl.exp2(s - m_new[:, None])
+            l = l * correction + tl.sum(p, axis=1)
+            v = _load_tile(V, cols, dims, stride_vt, stride_vd, T, D)
+            acc = mma(p.to(v.dtype), v, acc * correction[:, None], PRECISION)
+            m = m_new
+        return acc, l, m
+
+    @triton.autotune(configs=FORWARD_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
+    @triton.jit
     def _flash_forward(Q, K, V, O, LSE, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb, stride_kh, stride_kt,
                        stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_ob, stride_oh, stride_ot,
-                       stride_od, H, T, D, scale, CAUSAL: tl.constexpr, DOT: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-        start_m, bh = tl.program_id(0), tl.program_id(1)
+                       stride_od, H, T, D, T_BUCKET, qk_scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
         Q += b * stride_qb + h * stride_qh
         K += b * stride_kb + h * stride_kh
         V += b * stride_vb + h * stride_vh
         rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
-        q = _load_tile(Q, rows, dims, stride_qt, stride_qd, T, D).to(DOT)
+        q = _load_tile(Q, rows, dims, stride_qt, stride_qd, T, D)
         m = tl.full((BLOCK_M,), -float("inf"), dtype=tl.float32)
         l = tl.zeros((BLOCK_M,), dtype=tl.float32)
         acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
-        qk_scale = scale * 1.4426950408889634  # exp(x) = exp2(x * log2(e))
-        end = tl.minimum((start_m + 1) * BLOCK_M, T) if CAUSAL else T  # skip tiles right of the diagonal
-        for start_n in range(0, end, BLOCK_N):
-            cols = start_n + tl.arange(0, BLOCK_N)
-            k = _load_tile(K, cols, dims, stride_kt, stride_kd, T, D).to(DOT)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            visible = cols[None, :] < T
-            if CAUSAL:
-                visible = visible & (cols[None, :] <= rows[:, None])
-            s = tl.where(visible, s, -float("inf"))
-            m_new = tl.maximum(m, tl.max(s, axis=1))  # finite: column 0 of the first tile is visible to every row
-            correction = tl.exp2(m - m_new)
-            p = tl.exp2(s - m_new[:, None])
-            l = l * correction + tl.sum(p, axis=1)
-            v = _load_tile(V, cols, dims, stride_vt, stride_vd, T, D).to(DOT)
-            acc = acc * correction[:, None] + tl.dot(p.to(DOT), v)
-            m = m_new
+        if CAUSAL:  # stage 1: keys left of the diagonal band; stage 2: the band itself
+            band_start, end = start_m * BLOCK_M, tl.minimum((start_m + 1) * BLOCK_M, T)
+        else:  # stage 1: every whole key tile; stage 2: the ragged last one, if any
+            band_start, end = (T // BLOCK_N) * BLOCK_N, T
+        acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
+                                   stride_vd, T, D, qk_scale, False, CAUSAL, PRECISION, BLOCK_N)
+        acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, band_start, end, stride_kt, stride_kd, stride_vt,
+                                   stride_vd, T, D, qk_scale, True, CAUSAL, PRECISION, BLOCK_N)
         out = acc / l[:, None]
         O += b * stride_ob + h * stride_oh
         tl.store(O + rows[:, None] * stride_ot + dims[None, :] * stride_od, out.to(O.dtype.element_ty),
                  mask=(rows[:, None] < T) & (dims[None, :] < D))
-        tl.store(LSE + bh.to(tl.int64) * T + rows, (m + tl.log2(l)) / 1.4426950408889634, mask=rows < T)
+        tl.store(LSE + bh.to(tl.int64) * T + rows, m + tl.log2(l), mask=rows < T)
 
     @triton.jit
     def _flash_backward_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_od, stride_dob, stride_doh,
@@ -89,123 +167,167 @@ if triton is not None:
         tl.store(DELTA + bh.to(tl.int64) * T + rows, tl.sum(o * do, axis=1), mask=rows < T)
 
     @triton.jit
-    def _flash_backward_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, stride_b, stride_h, stride_t, stride_d,
-                             stride_dob, stride_doh, stride_dot, stride_dod, H, T, D, scale,
-                             CAUSAL: tl.constexpr, DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                             BLOCK_D: tl.constexpr):
+    def _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, lo, hi, stride_qt, stride_qd, stride_dot, stride_dod,
+                    T, D, qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr):
+        """Accumulate dK/scale and dV of one key tile over query tiles [lo, hi); MASK: the causal band."""
+        for start_m in range(lo, hi, BLOCK_M):
+            rows = start_m + tl.arange(0, BLOCK_M)
+            q = _load_tile(Q, rows, dims, stride_qt, stride_qd, T, D)
+            do = _load_tile(DO, rows, dims, stride_dot, stride_dod, T, D)
+            lse = tl.load(LSE + rows, mask=rows < T, other=0.0)
+            delta = tl.load(DELTA + rows, mask=rows < T, other=0.0)
+            # everything transposed, (keys x queries), so that dK and dV come out as (keys x dims)
+            sT = mma(k, tl.trans(q), tl.zeros((k.shape[0], BLOCK_M), dtype=tl.float32), PRECISION) * qk_scale
+            pT = tl.exp2(sT - lse[None, :])
+            if MASK:
+                pT = tl.where(cols[:, None] <= rows[None, :], pT, 0.0)
+            dv = mma(pT.to(do.dtype), do, dv, PRECISION)
+            dpT = mma(v, tl.trans(do), tl.zeros((k.shape[0], BLOCK_M), dtype=tl.float32), PRECISION)
+            dsT = pT * (dpT - delta[None, :])
+            dk = mma(dsT.to(q.dtype), q, dk, PRECISION)
+        return dk, dv
+
+    @triton.autotune(configs=DKDV_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
+    @triton.jit
+    def _flash_backward_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
+                             stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
+                             stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
+                             H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
         """dK and dV for one tile of BLOCK_N keys, visiting every query tile that can see them.
-        Q, K, V, DK, DV share one contiguous (B, H, T, D) layout; DO has its own strides."""
+        DK and DV share one layout (stride_g*); the inputs each have their own strides."""
         start_n, bh = tl.program_id(0), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
-        head = b * stride_b + h * stride_h
+        Q += b * stride_qb + h * stride_qh
+        DO += b * stride_dob + h * stride_doh
+        LSE += bh.to(tl.int64) * T
+        DELTA += bh.to(tl.int64) * T
         cols = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
         dims = tl.arange(0, BLOCK_D)
-        DO += b * stride_dob + h * stride_doh
-        k = _load_tile(K + head, cols, dims, stride_t, stride_d, T, D).to(DOT)
-        v = _load_tile(V + head, cols, dims, stride_t, stride_d, T, D).to(DOT)
+        k = _load_tile(K + b * stride_kb + h * stride_kh, cols, dims, stride_kt, stride_kd, T, D)
+        v = _load_tile(V + b * stride_vb + h * stride_vh, cols, dims, stride_vt, stride_vd, T, D)
         dk = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         dv = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        start = (start_n * BLOCK_N // BLOCK_M) * BLOCK_M if CAUSAL else 0  # earlier queries can't see these keys
-        for start_m in range(start, T, BLOCK_M):
-            rows = start_m + tl.arange(0, BLOCK_M)
-            q = _load_tile(Q + head, rows, dims, stride_t, stride_d, T, D).to(DOT)
-            do = _load_tile(DO, rows, dims, stride_dot, stride_dod, T, D).to(DOT)
-            lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
-            delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
-            # everything transposed, (keys x queries), so that dK and dV come out as (keys x dims)
-            sT = tl.dot(k, tl.trans(q)) * scale
-            visible = (cols[:, None] < T) & (rows[None, :] < T)
-            if CAUSAL:
-                visible = visible & (cols[:, None] <= rows[None, :])
-            pT = tl.where(visible, tl.exp(sT - lse[None, :]), 0.0)
-            dv += tl.dot(pT.to(DOT), do)
-            dpT = tl.dot(v, tl.trans(do))
-            dsT = pT * (dpT - delta[None, :])
-            dk += tl.dot(dsT.to(DOT), q)
+        qk_scale = scale * 1.4426950408889634  # LOG2_E
+        if CAUSAL:  # stage 1: the diagonal band, masked (earlier queries cannot see these keys at all)
+            band_end = (start_n + 1) * BLOCK_N
+            dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, start_n * BLOCK_N, band_end, stride_qt,
+                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, BLOCK_M)
+        else:
+            band_end = 0
+        # stage 2: the queries past the band see every key of this tile
+        dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, band_end, T, stride_qt, stride_qd,
+                             stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, BLOCK_M)
+        grad = b * stride_gb + h * stride_gh + cols[:, None] * stride_gt + dims[None, :] * stride_gd
         key_mask = (cols[:, None] < T) & (dims[None, :] < D)
-        tl.store(DK + head + cols[:, None] * stride_t + dims[None, :] * stride_d, (dk * scale).to(DK.dtype.element_ty),
-                 mask=key_mask)
-        tl.store(DV + head + cols[:, None] * stride_t + dims[None, :] * stride_d, dv.to(DV.dtype.element_ty),
-                 mask=key_mask)
+        tl.store(DK + grad, (dk * scale).to(DK.dtype.element_ty), mask=key_mask)
+        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=key_mask)
 
     @triton.jit
-    def _flash_backward_dq(Q, K, V, DO, LSE, DELTA, DQ, stride_b, stride_h, stride_t, stride_d,
-                           stride_dob, stride_doh, stride_dot, stride_dod, H, T, D, scale,
-                           CAUSAL: tl.constexpr, DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                           BLOCK_D: tl.constexpr):
+    def _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
+                  qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Accumulate dQ/scale of one query tile over key tiles [lo, hi); MASK: the causal band."""
+        for start_n in range(lo, hi, BLOCK_N):
+            cols = start_n + tl.arange(0, BLOCK_N)
+            k = _load_tile(K, cols, dims, stride_kt, stride_kd, T, D)
+            v = _load_tile(V, cols, dims, stride_vt, stride_vd, T, D)
+            s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
+            p = tl.exp2(s - lse[:, None])
+            if MASK:
+                p = tl.where(cols[None, :] <= rows[:, None], p, 0.0)
+            dp = mma(do, tl.trans(v), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION)
+            ds = p * (dp - delta[:, None])
+            dq = mma(ds.to(k.dtype), k, dq, PRECISION)
+        return dq
+
+    @triton.autotune(configs=DQ_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
+    @triton.jit
+    def _flash_backward_dq(Q, K, V, DO, LSE, DELTA, DQ, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
+                           stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
+                           stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
+                           H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                           BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """dQ for one tile of BLOCK_M queries, visiting every key tile they can see."""
-        start_m, bh = tl.program_id(0), tl.program_id(1)
+        start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
-        head = b * stride_b + h * stride_h
+        K += b * stride_kb + h * stride_kh
+        V += b * stride_vb + h * stride_vh
         rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
-        q = _load_tile(Q + head, rows, dims, stride_t, stride_d, T, D).to(DOT)
-        do = _load_tile(DO + b * stride_dob + h * stride_doh, rows, dims, stride_dot, stride_dod, T, D).to(DOT)
+        q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, dims, stride_qt, stride_qd, T, D)
+        do = _load_tile(DO + b * stride_dob + h * stride_doh, rows, dims, stride_dot, stride_dod, T, D)
         lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
         delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
         dq = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
-        end = tl.minimum((start_m + 1) * BLOCK_M, T) if CAUSAL else T
-        for start_n in range(0, end, BLOCK_N):
-            cols = start_n + tl.arange(0, BLOCK_N)
-            k = _load_tile(K + head, cols, dims, stride_t, stride_d, T, D).to(DOT)
-            v = _load_tile(V + head, cols, dims, stride_t, stride_d, T, D).to(DOT)
-            s = tl.dot(q, tl.trans(k)) * scale
-            visible = (rows[:, None] < T) & (cols[None, :] < T)
-            if CAUSAL:
-                visible = visible & (cols[None, :] <= rows[:, None])
-            p = tl.where(visible, tl.exp(s - lse[:, None]), 0.0)
-            ds = p * (tl.dot(do, tl.trans(v)) - delta[:, None])
-            dq += tl.dot(ds.to(DOT), k)
-        tl.store(DQ + head + rows[:, None] * stride_t + dims[None, :] * stride_d, (dq * scale).to(DQ.dtype.element_ty),
-                 mask=(rows[:, None] < T) & (dims[None, :] < D))
+        qk_scale = scale * 1.4426950408889634  # LOG2_E
+        # stage 1: key tiles left of the diagonal band (all of them without causality); stage 2: the band
+        band_start = start_m * BLOCK_M if CAUSAL else T
+        dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
+                       stride_vd, T, D, qk_scale, False, PRECISION, BLOCK_N)
+        if CAUSAL:
+            dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, band_start, tl.minimum(band_start + BLOCK_M, T),
+                           stride_kt, stride_kd, stride_vt, stride_vd, T, D, qk_scale, True, PRECISION, BLOCK_N)
+        tl.store(DQ + b * stride_gb + h * stride_gh + rows[:, None] * stride_gt + dims[None, :] * stride_gd,
+                 (dq * scale).to(DQ.dtype.element_ty), mask=(rows[:, None] < T) & (dims[None, :] < D))
 
 
-def _tiles(D: int, block_m: int | None, block_n: int | None) -> dict:
-    default = 32 if INTERPRETING else 64
-    return {"BLOCK_M": block_m or default, "BLOCK_N": block_n or default,
-            "BLOCK_D": max(16, triton.next_power_of_2(D))}  # tl.dot needs >= 16; extra dims are masked to 0
+def launch_args(q: torch.Tensor, causal: bool) -> dict:
+    """The compile-time arguments every attention kernel takes for these inputs (make kernels-compile too)."""
+    D = q.size(-1)
+    return {"CAUSAL": causal, "PRECISION": dot_precision(q.dtype),
+            "BLOCK_D": max(16, triton.next_power_of_2(D))}  # tl.dot needs >= 16; dims past D are masked to 0
+
+
+def check_shape(name: str, q: torch.Tensor) -> None:
+    """Refuse, in one line, what the kernels cannot compile for."""
+    check_dtype(name, q)
+    if q.size(-1) > MAX_HEAD_DIM:
+        raise ValueError(f"{name} supports head_dim up to {MAX_HEAD_DIM} (its tiles must fit in a GPU's shared "
+                         f"memory); got head_dim {q.size(-1)}: use more heads, or kernel=sdpa / kernel=eager")
 
 
 class FlashAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, causal: bool, block_m: int | None, block_n: int | None):
+    def forward(ctx, q, k, v, causal: bool):
         B, H, T, D = q.shape
-        tiles = _tiles(D, block_m, block_n)
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
         lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
         scale = 1.0 / math.sqrt(D)
-        grid = (triton.cdiv(T, tiles["BLOCK_M"]), B * H)
-        _flash_forward[grid](q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D, scale,
-                             CAUSAL=causal, DOT=dot_dtype(q.dtype), **tiles)
+        common = launch_args(q, causal)
+        grid = lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)  # noqa: E731
+        _flash_forward[grid](q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
+                             triton.next_power_of_2(T), scale * LOG2_E, **common)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.scale, ctx.tiles = causal, scale, tiles
+        ctx.causal, ctx.scale = causal, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # one shared layout for the backward kernels
         B, H, T, D = q.shape
-        tiles = ctx.tiles
+        common = launch_args(q, ctx.causal)
         delta = torch.empty_like(lse)
-        _flash_backward_delta[(triton.cdiv(T, tiles["BLOCK_M"]), B * H)](
+        delta_rows = 64
+        _flash_backward_delta[(triton.cdiv(T, delta_rows), B * H)](
             out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
-            BLOCK_M=tiles["BLOCK_M"], BLOCK_D=tiles["BLOCK_D"])
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        common = (lse, delta)
-        _flash_backward_dkdv[(triton.cdiv(T, tiles["BLOCK_N"]), B * H)](
-            q, k, v, grad_out, *common, dk, dv, *q.stride(), *grad_out.stride(), H, T, D, ctx.scale,
-            CAUSAL=ctx.causal, DOT=dot_dtype(q.dtype), **tiles)
-        _flash_backward_dq[(triton.cdiv(T, tiles["BLOCK_M"]), B * H)](
-            q, k, v, grad_out, *common, dq, *q.stride(), *grad_out.stride(), H, T, D, ctx.scale,
-            CAUSAL=ctx.causal, DOT=dot_dtype(q.dtype), **tiles)
-        return dq, dk, dv, None, None, None
+            BLOCK_M=delta_rows, BLOCK_D=common["BLOCK_D"])
+        # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
+        dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
+        inputs = (q, k, v, grad_out, lse, delta)
+        strides = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride())
+        sizes = (H, T, D, triton.next_power_of_2(T), ctx.scale)
+        _flash_backward_dkdv[lambda meta: (triton.cdiv(T, meta["BLOCK_N"]), B * H)](
+            *inputs, dk, dv, *strides, *sizes, **common)
+        _flash_backward_dq[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](
+            *inputs, dq, *strides, *sizes, **common)
+        return dq, dk, dv, None
 
 
-def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, dropout_p: float = 0.0,
-                    block_m: int | None = None, block_n: int | None = None) -> torch.Tensor:
+def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
+                    dropout_p: float = 0.0) -> torch.Tensor:
     """Attention over (batch, heads, T, head_dim) tensors of any strides; memory O(T), not O(T^2)."""
     check_can_run("kernel=triton", q, k, v)
+    check_shape("kernel=triton", q)
     if dropout_p > 0:
         raise ValueError("the Triton attention kernels have no attention dropout: use dropout 0, or eager/sdpa")
-    return FlashAttention.apply(q, k, v, causal, block_m, block_n)
+    return FlashAttention.apply(q, k, v, causal)

@@ -15,7 +15,12 @@ import math
 import torch
 
 from kernels.softmax import softmax_backward, softmax_forward
-from kernels.triton_runtime import check_can_run, dot_dtype, tl, triton
+from kernels.triton_runtime import INTERPRETING, TL_DTYPE, check_can_run, check_dtype, dot_precision, mma, tl, triton
+
+# One fixed tile per operand width, as a textbook would; fp32's is smaller: its FMA / TF32 paths need twice
+# the registers (make kernels-compile).
+TILES = {2: {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3},
+         4: {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2}}
 
 if triton is not None:
 
@@ -23,8 +28,10 @@ if triton is not None:
     def _batched_matmul(a_ptr, b_ptr, c_ptr, M, N, K, alpha,
                         stride_ab, stride_am, stride_ak, stride_bb, stride_bk, stride_bn,
                         stride_cb, stride_cm, stride_cn,
-                        DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-        """C[b] = alpha * A[b] @ B[b], one (BLOCK_M x BLOCK_N) tile of C per program, fp32 accumulation."""
+                        DOT: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                        BLOCK_K: tl.constexpr):
+        """C[b] = alpha * A[b] @ B[b], one (BLOCK_M x BLOCK_N) tile of C per program, operands rounded to DOT,
+        fp32 accumulation."""
         pid_m, pid_n, batch = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
         rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -35,22 +42,26 @@ if triton is not None:
         for k0 in range(0, K, BLOCK_K):
             a = tl.load(a_tile, mask=(rows[:, None] < M) & (ks[None, :] + k0 < K), other=0.0).to(DOT)
             b = tl.load(b_tile, mask=(ks[:, None] + k0 < K) & (cols[None, :] < N), other=0.0).to(DOT)
-            acc += tl.dot(a, b)
+            acc = mma(a, b, acc, PRECISION)
             a_tile += BLOCK_K * stride_ak
             b_tile += BLOCK_K * stride_bk
         c = c_ptr + batch * stride_cb + rows[:, None] * stride_cm + cols[None, :] * stride_cn
         tl.store(c, (acc * alpha).to(c_ptr.dtype.element_ty), mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def batched_matmul(a: torch.Tensor, b: torch.Tensor, alpha: float = 1.0, out_dtype: torch.dtype | None = None,
-                   block: int = 32) -> torch.Tensor:
-    """alpha * a @ b for (batch, M, K) and (batch, K, N) tensors of any strides."""
+def batched_matmul(a: torch.Tensor, b: torch.Tensor, operands: torch.dtype, alpha: float = 1.0,
+                   out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """alpha * a @ b for (batch, M, K) and (batch, K, N) tensors of any strides, multiplied as `operands`
+    (the attention inputs' dtype: a bf16 model multiplies in bf16, whatever the scores are kept in)."""
     (batch, M, K), N = a.shape, b.size(-1)
     c = torch.empty(batch, M, N, dtype=out_dtype or a.dtype, device=a.device)
-    block_k = max(16, min(block, triton.next_power_of_2(K)))
-    grid = (triton.cdiv(M, block), triton.cdiv(N, block), batch)
+    tile = TILES[operands.itemsize]
+    tile = {**tile, "BLOCK_K": max(16, min(tile["BLOCK_K"], triton.next_power_of_2(K)))}
+    if INTERPRETING:
+        tile = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": tile["BLOCK_K"]}
+    grid = (triton.cdiv(M, tile["BLOCK_M"]), triton.cdiv(N, tile["BLOCK_N"]), batch)
     _batched_matmul[grid](a, b, c, M, N, K, alpha, *a.stride(), *b.stride(), *c.stride(),
-                          DOT=dot_dtype(a.dtype), BLOCK_M=block, BLOCK_N=block, BLOCK_K=block_k)
+                          DOT=TL_DTYPE[operands], PRECISION=dot_precision(operands), **tile)
     return c
 
 
@@ -60,9 +71,9 @@ class NaiveAttention(torch.autograd.Function):
         B, H, T, D = q.shape
         q3, k3, v3 = (x.reshape(B * H, T, D) for x in (q, k, v))
         scale = 1.0 / math.sqrt(D)
-        scores = batched_matmul(q3, k3.transpose(1, 2), alpha=scale, out_dtype=torch.float32)
+        scores = batched_matmul(q3, k3.transpose(1, 2), q.dtype, alpha=scale, out_dtype=torch.float32)
         probs = softmax_forward(scores, causal=causal, out_dtype=q.dtype)
-        out = batched_matmul(probs, v3)
+        out = batched_matmul(probs, v3, q.dtype)
         ctx.save_for_backward(q3, k3, v3, probs)
         ctx.scale = scale
         return out.view(B, H, T, D)
@@ -72,17 +83,19 @@ class NaiveAttention(torch.autograd.Function):
         q3, k3, v3, probs = ctx.saved_tensors
         B, H, T, D = grad_out.shape
         do = grad_out.reshape(B * H, T, D)
-        dv = batched_matmul(probs.transpose(1, 2), do, out_dtype=v3.dtype)
-        dprobs = batched_matmul(do, v3.transpose(1, 2), out_dtype=torch.float32)
+        dtype = q3.dtype
+        dv = batched_matmul(probs.transpose(1, 2), do, dtype)
+        dprobs = batched_matmul(do, v3.transpose(1, 2), dtype, out_dtype=torch.float32)
         dscores = softmax_backward(probs, dprobs, out_dtype=torch.float32)
-        dq = batched_matmul(dscores, k3, alpha=ctx.scale, out_dtype=q3.dtype)
-        dk = batched_matmul(dscores.transpose(1, 2), q3, alpha=ctx.scale, out_dtype=k3.dtype)
+        dq = batched_matmul(dscores, k3, dtype, alpha=ctx.scale, out_dtype=dtype)
+        dk = batched_matmul(dscores.transpose(1, 2), q3, dtype, alpha=ctx.scale, out_dtype=dtype)
         return dq.view(B, H, T, D), dk.view(B, H, T, D), dv.view(B, H, T, D), None
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
                     dropout_p: float = 0.0) -> torch.Tensor:
     check_can_run("kernel=triton_naive", q, k, v)
+    check_dtype("kernel=triton_naive", q)
     if dropout_p > 0:
         raise ValueError("the Triton attention kernels have no attention dropout: use dropout 0, or eager/sdpa")
     return NaiveAttention.apply(q, k, v, causal)

@@ -1,9 +1,19 @@
-"""Where the Triton kernels can run: on CUDA tensors with a GPU, or anywhere under Triton's interpreter.
+"""Where the Triton kernels run, and what their matrix products compute there.
 
-`TRITON_INTERPRET=1` (set before triton is imported) runs the very same kernels on the CPU through numpy:
-slow, but exact enough to test them in CI. The interpreter cannot multiply bf16 operands (numpy has no bf16),
-so the kernels upcast `tl.dot` operands to fp32 when interpreting; on a GPU, bf16 operands go to the tensor
-cores as they are, accumulating in fp32.
+Where: on CUDA tensors with a GPU, or anywhere under Triton's interpreter (`TRITON_INTERPRET=1`, set before
+triton is imported), which runs the very same kernels on the CPU through numpy: slow, but fine for tests.
+
+What `tl.dot` computes (`mma` below), the way PyTorch users expect it of a matmul:
+    bf16 / fp16 operands   tensor cores, exact products, fp32 accumulation (as torch.matmul on a GPU)
+    fp32 operands          by torch.get_float32_matmul_precision():
+                             "highest" -> "ieee"    plain fp32 FMAs (torch's default)
+                             "high"    -> "tf32x3"  three TF32 products (a_hi b_hi + a_hi b_lo + a_lo b_hi),
+                                                    ~fp32 accuracy on the tensor cores
+                             "medium"  -> "tf32"    one TF32 product: operands keep 10 of 23 mantissa bits
+The interpreter multiplies exactly in fp32 (and cannot multiply bf16 at all: numpy has none), so under it
+`mma` rounds the operands the way the tensor cores read them first; the interpreter then computes what the
+GPU would, and the tests hold both to the same tolerances. TF32 is emulated by truncation (the low 13
+mantissa bits dropped), the larger of the two errors a TF32 unit may make.
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ import torch
 from kernels.errors import KernelUnavailableError
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+MAX_HEAD_DIM = 128  # the largest head_dim whose attention tiles fit a GPU's shared memory (make kernels-compile)
+FP32_PRECISION = {"highest": "ieee", "high": "tf32x3", "medium": "tf32"}
 
 try:
     import triton
@@ -39,8 +51,48 @@ def check_can_run(name: str, *tensors: torch.Tensor) -> None:
                                          "(trainer.accelerator=gpu), or set TRITON_INTERPRET=1 for the CPU interpreter")
 
 
-def dot_dtype(dtype: torch.dtype):
-    """The operand type for tl.dot: the input's own on a GPU, fp32 under the interpreter."""
-    if INTERPRETING or dtype == torch.float32:
-        return tl.float32
-    return {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}[dtype]
+def check_dtype(name: str, tensor: torch.Tensor) -> None:
+    if tensor.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise KernelUnavailableError(f"{name} takes float32, bfloat16 or float16 tensors, not {tensor.dtype}; "
+                                     "use kernel=eager or kernel=sdpa")
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot's input_precision for operands of this dtype (it only matters for fp32)."""
+    return FP32_PRECISION[torch.get_float32_matmul_precision()] if dtype == torch.float32 else "tf32"
+
+
+def launch_configs(configs: list, interpreted) -> list:
+    """The autotune candidates: all of them on a GPU, the one given for Triton's interpreter (where timing
+    numpy would tune nothing and every extra config costs test time)."""
+    return [interpreted] if INTERPRETING else configs
+
+
+if triton is None:
+    TL_DTYPE, mma = {}, None
+else:
+    TL_DTYPE = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+    EMULATE_GPU_NUMERICS = tl.constexpr(INTERPRETING)
+
+    @triton.jit
+    def _tf32(x):
+        """x with the 13 low mantissa bits cleared: the value a TF32 tensor core reads."""
+        return (x.to(tl.uint32, bitcast=True) & 0xFFFFE000).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def mma(a, b, acc, PRECISION: tl.constexpr):
+        """acc + a @ b with fp32 accumulation, operands as the GPU's matrix units read them (module docstring)."""
+        if EMULATE_GPU_NUMERICS:
+            fp32_operands: tl.constexpr = a.dtype == tl.float32
+            a, b = a.to(tl.float32), b.to(tl.float32)  # exact for bf16 / fp16, whose products fp32 holds exactly
+            if fp32_operands and PRECISION == "tf32":
+                a, b = _tf32(a), _tf32(b)
+            if fp32_operands and PRECISION == "tf32x3":
+                a_hi, b_hi = _tf32(a), _tf32(b)
+                acc = tl.dot(_tf32(a - a_hi), b_hi, acc)
+                acc = tl.dot(a_hi, _tf32(b - b_hi), acc)
+                a, b = a_hi, b_hi
+            result = tl.dot(a, b, acc)
+        else:
+            result = tl.dot(a, b, acc, input_precision=PRECISION)
+        return result

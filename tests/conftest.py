@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-# The Triton kernels run through Triton's CPU interpreter unless told otherwise (TRITON_INTERPRET=0 on a GPU
-# machine runs them natively). It must be set before triton is first imported; subprocesses inherit it.
-os.environ.setdefault("TRITON_INTERPRET", "1")
+# The Triton kernels run compiled where there is a CUDA GPU and through Triton's CPU interpreter elsewhere
+# (TRITON_INTERPRET=1 forces the interpreter anywhere). It must be set before triton is first imported;
+# subprocesses inherit it.
+os.environ.setdefault("TRITON_INTERPRET", "0" if torch.cuda.is_available() else "1")
 
 REPO = Path(__file__).resolve().parents[1]
 # The fast settings every tiny end-to-end run shares; tests add the overrides they are about.

@@ -1,26 +1,49 @@
 """The Triton kernels against float64 PyTorch references, forward and backward, over shapes and dtypes.
 
-Inputs are fresh random numbers every run (no fixed seed) and every output buffer the kernels allocate is
-filled with NaN first, so an element a kernel forgets to write fails the comparison. Errors are relative
-norms ||out - ref|| / ||ref||, the reference computed in float64 from the same (rounded) inputs.
+They run compiled on a CUDA GPU and through Triton's interpreter elsewhere (tests/conftest.py), to the same
+tolerances: under the interpreter the kernels round their matmul operands as the GPU's matrix units read
+them (kernels/triton_runtime.py), so both compute what a GPU computes. Each test draws its inputs from a
+seed derived from its own id (a failure reproduces; different tests see different numbers), and every
+output buffer the kernels allocate is filled with NaN first, so an element a kernel forgets to write fails
+the comparison. Errors are relative norms ||out - ref|| / ||ref||, the reference in float64 from the same
+(rounded) inputs.
 """
 
 import math
+import zlib
 
 import pytest
 import torch
 
 import kernels
-from kernels.flash_attention import flash_attention
-from kernels.triton_runtime import INTERPRETING
+from kernels.flash_attention import (DKDV_CONFIGS, DQ_CONFIGS, FORWARD_CONFIGS, FlashAttention, _flash_backward_dkdv,
+                                     _flash_backward_dq, _flash_forward, usable)
+from kernels.softmax import MAX_ROW
+from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM
 
-DEVICE = "cpu" if INTERPRETING or not torch.cuda.is_available() else "cuda"
-TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2}  # fp32 accumulation; bf16 keeps 8 mantissa bits
+DEVICE = "cuda" if not INTERPRETING and torch.cuda.is_available() else "cpu"
+
+# Tolerances derived from the GPU's arithmetic, not from what passes. eps is the relative error with which the
+# matrix units read one operand: the unit roundoff of its format (bf16 2^-8, fp16 2^-11), TF32 truncated to
+# 10 mantissa bits 2^-10, three-pass TF32 2^-21 (the dropped lo*lo term and the truncated low parts), fp32
+# 2^-24. The longest chain in the backward, dK = scale * (P * (dO V^T - delta))^T Q with P = exp(Q K^T - lse),
+# passes through 4 matrix products of 2 rounded operands each: 8 eps. fp32 accumulation adds at most
+# n * 2^-24 for the longest sum here (n <= 128 terms: T or head_dim).
+ACCUMULATION = 128 * 2.0 ** -24
+MODES = {  # name: (dtype, torch.get_float32_matmul_precision(), eps)
+    "fp32": (torch.float32, "highest", 2.0 ** -24),
+    "fp32-tf32x3": (torch.float32, "high", 2.0 ** -21),
+    "fp32-tf32": (torch.float32, "medium", 2.0 ** -10),
+    "bf16": (torch.bfloat16, "highest", 2.0 ** -8),
+    "fp16": (torch.float16, "highest", 2.0 ** -11),
+}
+TOLERANCE = {mode: 8 * eps + ACCUMULATION for mode, (_, _, eps) in MODES.items()}
 
 
 @pytest.fixture(autouse=True)
-def poisoned_outputs(monkeypatch):
-    """Make every torch.empty / empty_like a kernel asks for start out as NaN."""
+def seeded_and_poisoned(request, monkeypatch):
+    """Seed from the test's id; make every torch.empty / empty_like a kernel asks for start out as NaN."""
+    torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
     real_empty, real_empty_like = torch.empty, torch.empty_like
 
     def poison(tensor):
@@ -28,6 +51,16 @@ def poisoned_outputs(monkeypatch):
 
     monkeypatch.setattr(torch, "empty", lambda *a, **k: poison(real_empty(*a, **k)))
     monkeypatch.setattr(torch, "empty_like", lambda *a, **k: poison(real_empty_like(*a, **k)))
+
+
+@pytest.fixture
+def mode(request):
+    """(dtype, tolerance) of one numeric mode, with torch's fp32 matmul precision set for it."""
+    dtype, precision, _ = MODES[request.param]
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    yield dtype, TOLERANCE[request.param]
+    torch.set_float32_matmul_precision(before)
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -46,7 +79,7 @@ def reference_attention(q, k, v, causal):
     return scores.softmax(dim=-1) @ v
 
 
-def check_against_reference(fn, inputs, reference, dtype):
+def check_against_reference(fn, inputs, reference, tolerance):
     """Compare fn's output and input-gradients (for one random output gradient) with the float64 reference."""
     out = fn(*inputs)
     grad_out = torch.randn_like(out)
@@ -54,57 +87,86 @@ def check_against_reference(fn, inputs, reference, dtype):
     exact = [x.detach().double().requires_grad_() for x in inputs]
     ref = reference(*exact)
     ref_grads = torch.autograd.grad(ref, exact, grad_out.double())
-    tol = TOLERANCE[dtype]
-    assert out.dtype == dtype and out.shape == ref.shape
-    assert relative_error(out, ref) < tol, "forward"
+    assert out.dtype == inputs[0].dtype and out.shape == ref.shape
+    assert relative_error(out, ref) < tolerance, "forward"
     for name, got, want in zip("qkv", grads, ref_grads):
-        assert got.dtype == dtype
-        assert relative_error(got, want) < tol, f"d{name}"
+        assert got.dtype == inputs[0].dtype
+        assert relative_error(got, want) < tolerance, f"d{name}"
 
 
-SHAPES = [  # (batch, heads, T, head_dim): odd T, T below and above the tile, head dims 8 to 128
-    (1, 1, 1, 16), (2, 3, 37, 16), (1, 2, 70, 64), (2, 1, 45, 128), (1, 2, 33, 48), (3, 2, 19, 8), (1, 1, 64, 32),
-]
+# (batch, heads, T, head_dim): T = 1, odd T, T below and above the tiles, head dims 8 to 128
+SHAPES = [(1, 1, 1, 16), (2, 3, 37, 16), (1, 2, 70, 64), (2, 1, 45, 128), (1, 2, 33, 48), (3, 2, 19, 8),
+          (1, 1, 64, 32)]
+CASES = [(shape, mode) for mode in ("fp32", "bf16") for shape in SHAPES] + \
+        [(shape, mode) for mode in ("fp32-tf32x3", "fp32-tf32", "fp16") for shape in SHAPES[1:4]]
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape, mode", CASES, indirect=["mode"])
 @pytest.mark.parametrize("backend", ["triton_naive", "triton"])
-def test_attention_kernels_match_float64(backend, shape, dtype, causal):
+def test_attention_kernels_match_float64(backend, shape, mode, causal):
+    dtype, tolerance = mode
     q, k, v = (torch.randn(shape, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))
     check_against_reference(lambda q, k, v: kernels.attention(q, k, v, backend=backend, causal=causal),
-                            (q, k, v), lambda q, k, v: reference_attention(q, k, v, causal), dtype)
+                            (q, k, v), lambda q, k, v: reference_attention(q, k, v, causal), tolerance)
 
 
-@pytest.mark.parametrize("block", [16, 32])
+@pytest.mark.parametrize("mode", ["fp32", "bf16"], indirect=True)
 @pytest.mark.parametrize("T", [47, 100])
-def test_flash_attention_across_many_tiles(T, block):
-    """Several query and key tiles, causal tiles skipped, a ragged last tile; inputs as strided views."""
-    qkv = torch.randn(2, T, 3, 2, 32, device=DEVICE, requires_grad=True)  # the models' (B, T, 3, H, D) layout
+def test_flash_attention_on_strided_views_across_many_tiles(T, mode):
+    """Several query and key tiles, causal tiles skipped, a ragged last tile; q, k, v read as strided views of
+    the models' (B, T, 3, H, D) projection, with no copy."""
+    dtype, tolerance = mode
+    qkv = torch.randn(2, T, 3, 2, 32, device=DEVICE, dtype=dtype, requires_grad=True)
     views = lambda qkv: qkv.permute(2, 0, 3, 1, 4)  # noqa: E731  (q, k, v) as non-contiguous (B, H, T, D)
-    out = flash_attention(*views(qkv), block_m=block, block_n=block)
-    exact = qkv.detach().double().requires_grad_()
-    ref = reference_attention(*views(exact), causal=True)
-    grad_out = torch.randn_like(out)
-    (grad,) = torch.autograd.grad(out, qkv, grad_out)
-    (ref_grad,) = torch.autograd.grad(ref, exact, grad_out.double())
-    assert relative_error(out, ref) < 1e-5 and relative_error(grad, ref_grad) < 1e-5
+    check_against_reference(lambda qkv: kernels.attention(*views(qkv), backend="triton"), (qkv,),
+                            lambda qkv: reference_attention(*views(qkv), causal=True), tolerance)
 
 
-# bf16 is checked on rows of 100+ elements: on 7-element rows even PyTorch's own bf16 softmax gradient
-# strays past 2e-2 from float64 (200 random draws), a property of bf16 rather than of the kernel. On the
-# rows below the kernel's bf16 gradient error peaked at 7.6e-3 over 15 draws per shape (interpreter).
-SOFTMAX_CASES = [(shape, torch.float32) for shape in [(1, 1), (3, 7), (2, 5, 100), (4, 1000), (2, 1025)]] + \
-                [(shape, torch.bfloat16) for shape in [(2, 5, 100), (4, 1000), (2, 1025)]]
+def test_flash_attention_makes_no_copy_of_strided_inputs(monkeypatch):
+    """Forward and backward read q, k, v through their strides: nothing calls .contiguous()."""
+    qkv = torch.randn(1, 40, 3, 2, 16, device=DEVICE, requires_grad=True)
+    real_contiguous = torch.Tensor.contiguous
+    copies = []
+    monkeypatch.setattr(torch.Tensor, "contiguous", lambda self, *a, **k: copies.append(self.shape) or
+                        real_contiguous(self, *a, **k))
+    kernels.attention(*qkv.permute(2, 0, 3, 1, 4), backend="triton").sum().backward()
+    assert copies == []
 
 
-@pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("shape, dtype", SOFTMAX_CASES)
-def test_fused_softmax_matches_float64(shape, dtype, causal):
-    if causal:
-        shape = (*shape[:-1], shape[-1], shape[-1])[-3:]  # square (..., T, T) score matrices
-    x = torch.randn(shape, device=DEVICE, dtype=dtype, requires_grad=True) * 3
+# lengths spanning several of the largest tiles with a ragged end (shorter under the interpreter: 16 x 16 tiles)
+LENGTHS = [(300, 64), (200, 128)] if DEVICE == "cuda" else [(90, 64), (45, 128)]
+TUNING = [(i, T, D) for i in range(max(map(len, (FORWARD_CONFIGS, DKDV_CONFIGS, DQ_CONFIGS)))) for T, D in LENGTHS]
+
+
+@pytest.mark.parametrize("mode", ["bf16", "fp32"], indirect=True)
+@pytest.mark.parametrize("index, T, D", TUNING)
+def test_every_autotune_config_matches_float64(index, T, D, mode, monkeypatch):
+    """Each kernel run with the index-th of its configs usable here (all on a GPU; the interpreter has one),
+    causal, T spanning several tiles with a ragged end."""
+    dtype, tolerance = mode
+    capability = torch.cuda.get_device_capability() if DEVICE == "cuda" else (9, 0)
+    for tuner in (_flash_forward, _flash_backward_dkdv, _flash_backward_dq):
+        configs = usable(tuner.configs, dtype.itemsize, D, capability)
+        monkeypatch.setattr(tuner, "configs", [configs[index % len(configs)]])
+    q, k, v = (torch.randn(2, 2, T, D, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))
+    check_against_reference(lambda q, k, v: FlashAttention.apply(q, k, v, True), (q, k, v),
+                            lambda q, k, v: reference_attention(q, k, v, True), tolerance)
+
+
+# bf16 and fp16 are checked on rows of 100+ elements: on 7-element rows even PyTorch's own bf16 softmax gradient
+# strays past 2e-2 from float64 (200 random draws), a property of bf16 rather than of the kernel. Causal cases
+# are square (..., T, T) score matrices; rows past 16 columns and past 2048 change the block and the warps.
+SOFTMAX_CASES = [(shape, "fp32", False) for shape in [(1, 1), (3, 7), (2, 5, 100), (4, 1000), (2, 2100)]] + \
+                [(shape, mode, False) for mode in ("bf16", "fp16") for shape in [(2, 5, 100), (4, 1000), (2, 2100)]] + \
+                [(shape, "fp32", True) for shape in [(1, 1, 1), (2, 7, 7), (1, 130, 130)]] + \
+                [(shape, mode, True) for mode in ("bf16", "fp16") for shape in [(2, 100, 100), (1, 130, 130)]]
+
+
+@pytest.mark.parametrize("shape, mode, causal", SOFTMAX_CASES, indirect=["mode"])
+def test_fused_softmax_matches_float64(shape, mode, causal):
+    dtype, tolerance = mode
+    x = (torch.randn(shape, device=DEVICE) * 3).to(dtype).requires_grad_()
 
     def reference(x):
         if causal:
@@ -112,21 +174,19 @@ def test_fused_softmax_matches_float64(shape, dtype, causal):
             x = x.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
         return x.softmax(dim=-1)
 
-    out = kernels.softmax(x, causal=causal)
-    exact = x.detach().double().requires_grad_()
-    ref = reference(exact)
-    grad_out = torch.randn_like(out)
-    (grad,) = torch.autograd.grad(out, x, grad_out)
-    (ref_grad,) = torch.autograd.grad(ref, exact, grad_out.double())
-    assert relative_error(out, ref) < TOLERANCE[dtype] and relative_error(grad, ref_grad) < TOLERANCE[dtype]
+    check_against_reference(lambda x: kernels.softmax(x, causal=causal), (x,), reference, tolerance)
     if causal:  # the masked entries are exactly zero, not merely small
-        assert (out.triu(1) == 0).all()
+        assert (kernels.softmax(x, causal=True).triu(1) == 0).all()
+
+
+def test_rows_longer_than_a_program_holds_are_refused_in_one_line():
+    x = torch.randn(1, MAX_ROW + 1, device=DEVICE)
+    with pytest.raises(ValueError, match=f"rows of up to {MAX_ROW} elements.*got {MAX_ROW + 1}"):
+        kernels.softmax(x)
 
 
 def test_all_backends_agree_through_the_interface():
-    q, k, v = (torch.randn(2, 2, 29, 16, device=DEVICE, dtype=torch.float64 if DEVICE == "cpu" else torch.float32)
-               for _ in range(3))
-    q, k, v = (x.float() for x in (q, k, v))
+    q, k, v = (torch.randn(2, 2, 29, 16, device=DEVICE) for _ in range(3))
     outs = {b: kernels.attention(q, k, v, backend=b) for b in kernels.BACKENDS}
     for backend, out in outs.items():
         torch.testing.assert_close(out, outs["sdpa"], rtol=1e-5, atol=1e-5, msg=backend)
@@ -137,6 +197,19 @@ def test_triton_backends_refuse_attention_dropout(backend):
     q = torch.randn(1, 1, 8, 16, device=DEVICE)
     with pytest.raises(ValueError, match="no attention dropout"):
         kernels.attention(q, q, q, backend=backend, dropout_p=0.1)
+
+
+def test_head_dims_past_the_shared_memory_limit_are_refused_in_one_line():
+    q = torch.randn(1, 1, 8, MAX_HEAD_DIM + 1, device=DEVICE)
+    with pytest.raises(ValueError, match=f"head_dim up to {MAX_HEAD_DIM}.*got head_dim {MAX_HEAD_DIM + 1}"):
+        kernels.attention(q, q, q, backend="triton")
+
+
+@pytest.mark.parametrize("backend", kernels.TRITON_BACKENDS)
+def test_unsupported_dtypes_are_refused_in_one_line(backend):
+    q = torch.randn(1, 1, 8, 16, device=DEVICE, dtype=torch.float64)
+    with pytest.raises(kernels.KernelUnavailableError, match="float32, bfloat16 or float16.*torch.float64"):
+        kernels.attention(q, q, q, backend=backend)
 
 
 def test_no_gpu_and_no_interpreter_is_a_clear_error(monkeypatch):
