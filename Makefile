@@ -12,7 +12,15 @@ HAS_GPU       := $(shell nvidia-smi -L 2>/dev/null | head -1)
 # A sweep or run dir for report / dashboard / sync; by default the newest sweep.
 DIR           ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 
-.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench bench-attention sample clean
+# The lent GPU machines run Python 3.12 with torch and triton but no network: wheels for what they lack.
+GPU_PYTHON    ?= 3.12
+GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 \
+                   manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+# Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
+RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
+
+.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench bench-attention sample clean \
+	kernels-compile gpu-check wheelhouse
 
 install: $(VENV)/.installed
 
@@ -27,7 +35,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 train: install
 	$(PY) -m gpt.train $(ARGS)
 
-## The test suite (< 10 minutes on 2 CPU cores). Kernel tests run through Triton's interpreter.
+## The test suite (~8 minutes on 2 CPU cores). Kernel tests run compiled where CUDA is present, else interpreted.
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -65,6 +73,27 @@ bench: install
 ## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
 bench-attention: install
 	$(PY) experiments/bench_attention.py
+
+## Compile every Triton kernel config for sm_80 and sm_90 with the triton wheel's compiler and ptxas, no GPU
+## needed (~10 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Table in
+## experiments/kernels_compile/.
+kernels-compile: install
+	$(PY) -m kernels.gpu_compile
+
+## Everything only a GPU shows (compiled kernel tests, attention benchmark, eager/sdpa/triton training) into
+## experiments/gpu/<device>/, < 8 min on one H100. Without network there: make wheelhouse first, bring .whl/.
+gpu-check:
+	$(RUN_PY) experiments/gpu_check.py
+
+## Wheels of what the GPU machines lack (hydra-core, omegaconf, wandb and its needs) for Python $(GPU_PYTHON).
+wheelhouse: install
+	rm -rf .whl && mkdir -p .whl
+	$(PY) -m pip download -q --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+		$(GPU_PLATFORMS) -d .whl wandb==$$($(PY) -c 'import wandb; print(wandb.__version__)')
+	$(PY) -m pip download -q --no-deps -d .whl hydra-core==$$($(PY) -c 'import hydra; print(hydra.__version__)') \
+		omegaconf==$$($(PY) -c 'import omegaconf; print(omegaconf.__version__)')
+	$(PY) -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3  # hydra's parser: a source release only
+	du -sh .whl
 
 ## Sample from a checkpoint: make sample CKPT=path/to/last.ckpt PROMPT="Prince Andrew"
 sample: install

@@ -1,10 +1,11 @@
 """Attention backends against sequence length, in the style of Triton's tutorials (`triton.testing.perf_report`).
 
-    python experiments/bench_attention.py            # or: make bench-attention
+    python experiments/bench_attention.py [--out DIR] [--lengths T ...] [--head-dims D ...]   # make bench-attention
 
 For each head_dim (64, 128) and mode (forward, forward+backward): time (ms), TFLOP/s and memory against T,
 for eager, sdpa, triton_naive and triton, bf16, causal. Writes one CSV and one PNG per (metric, mode,
-head_dim) to experiments/attention/<device>/ and prints the tables.
+head_dim) to DIR (default experiments/attention/<device>/) and prints the tables. A backend that runs out of
+memory at some T gets an empty cell there (and a line in the output saying so).
 
 On a GPU, memory is the peak allocated during the call (torch.cuda.max_memory_allocated) and time comes
 from triton.testing.do_bench. On a CPU, the Triton columns read "needs GPU" (the interpreter would time
@@ -14,6 +15,7 @@ autograd saves for backward, which is where eager's O(T^2) score matrices live.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from functools import cache
 from pathlib import Path
@@ -29,8 +31,8 @@ from gpt.machine import describe_machine, machine_slug
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
-BATCH, HEADS = (4, 16) if ON_GPU else (1, 4)
-LENGTHS = [256, 512, 1024, 2048, 4096, 8192] if ON_GPU else [256, 512, 1024, 2048, 4096]
+BATCH, HEADS = (2, 16) if ON_GPU else (1, 4)
+LENGTHS = [512, 1024, 2048, 4096, 8192, 16384] if ON_GPU else [256, 512, 1024, 2048, 4096]
 HEAD_DIMS = [64, 128]
 BACKENDS = list(kernels.BACKENDS)
 RUNNABLE = BACKENDS if ON_GPU else [b for b in BACKENDS if b not in kernels.TRITON_BACKENDS]
@@ -69,13 +71,21 @@ def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]
             out.backward(grad)
 
     if ON_GPU:
-        step()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        memory = torch.cuda.max_memory_allocated() - base
-        ms = triton.testing.do_bench(step, grad_to_none=[q, k, v])
+        try:
+            step()
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            step()
+            memory = torch.cuda.max_memory_allocated() - base
+            ms = triton.testing.do_bench(step, grad_to_none=[q, k, v], return_mode="median")
+        except Exception as error:  # noqa: BLE001 - out of memory (eager at long T), or a kernel that fails
+            reason = "out of memory" if isinstance(error, torch.cuda.OutOfMemoryError) else repr(error)[:300]
+            print(f"{backend}: {reason} at T={T}, head_dim {D}{', with backward' if backward else ''}")
+            return float("nan"), float("nan")
+        finally:
+            del q, k, v, grad
+            torch.cuda.empty_cache()
     else:
         memory = saved_bytes(lambda: kernels.attention(q, k, v, backend=backend)) if backward else 0
         timer = Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())  # its default is 1
@@ -103,11 +113,18 @@ def benchmark(metric: str, backward: bool, D: int):
 
 
 def main() -> None:
-    out_dir = Path(__file__).resolve().parent / "attention" / machine_slug()
+    parser = argparse.ArgumentParser(description="attention backends against sequence length")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "attention" / machine_slug())
+    parser.add_argument("--no-memory", action="store_true", help="time and TFLOP/s only")
+    parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="sequence lengths T")
+    parser.add_argument("--head-dims", type=int, nargs="+", default=HEAD_DIMS)
+    args = parser.parse_args()
+    LENGTHS[:], HEAD_DIMS[:] = args.lengths, args.head_dims
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
           f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU"))
-    metrics = ["ms", "tflops"] if "--no-memory" in sys.argv else ["ms", "tflops", "memory"]
+    metrics = ["ms", "tflops"] if args.no_memory else ["ms", "tflops", "memory"]
     for D in HEAD_DIMS:
         for backward in (False, True):
             for metric in metrics:
@@ -120,7 +137,9 @@ def main() -> None:
             for column in (c for c in table.columns if "(needs GPU)" in c):
                 table[column] = "needs GPU"
             table.to_csv(csv, index=False)
-    (out_dir / "DEVICE.txt").write_text(f"{describe_machine()}\ncommand: python experiments/bench_attention.py\n")
+    command = " ".join(["python experiments/bench_attention.py", *sys.argv[1:]])
+    (out_dir / "DEVICE.txt").write_text(f"{describe_machine()}; torch {torch.__version__}, triton "
+                                        f"{triton.__version__}\ncommand: {command}\n")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
         wall_seconds = time.perf_counter() - start
         if trainer.is_global_zero:
+            module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
             sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
                                    temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
     except TrainingInterrupted as stop:
