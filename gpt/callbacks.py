@@ -82,7 +82,7 @@ class CheckpointOnSignal(L.Callback):
     """SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) ends training once the current step is done, with a
     checkpoint of that step, so that nothing is lost and `resume=` continues exactly there; it raises
     TrainingInterrupted to leave at once (no validation first: preemption grace periods are short). A second
-    Ctrl-C stops without waiting."""
+    Ctrl-C stops without waiting. Under DDP the stop reaches every rank, whichever received the signal."""
 
     def __init__(self, checkpoint_path: Path):
         self.checkpoint_path = checkpoint_path
@@ -103,8 +103,14 @@ class CheckpointOnSignal(L.Callback):
                 self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.received is not None and self._saved_step is None:  # where Lightning's own checkpoints are taken
-            trainer.save_checkpoint(self.checkpoint_path)
+        if self._saved_step is not None:
+            return
+        # With several processes a signal may reach one rank only (a scheduler, a kill of one pid): every rank
+        # learns of it here, after the same step, so all save the same checkpoint and leave together, instead
+        # of one rank waiting for the others in a collective. One process: no communication.
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            self.received = self.received or "SIGTERM"
+            trainer.save_checkpoint(self.checkpoint_path)  # where Lightning's own checkpoints are taken
             self._saved_step = trainer.global_step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

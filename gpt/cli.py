@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 
-from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from hydra.errors import (CompactHydraException, InstantiationException, MissingConfigException,
+                          OverrideParseException)
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from gpt.config import PRECISIONS
@@ -60,6 +62,10 @@ def describe_config_error(exc: Exception) -> str:
             keys = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
             message += f"; allowed keys here: {', '.join(keys)}"
         return message
+    if isinstance(exc, InstantiationException) and exc.__cause__ is not None:  # the library's own reason, kept
+        target = re.search(r"target '([^']+)'", str(exc))
+        reason = " ".join(str(exc.__cause__).split())
+        return f"{target.group(1) if target else 'a config target'} refused the config: {reason}"
     if isinstance(exc, OverrideParseException):
         return (f"cannot parse the override {exc.override!r} ({str(exc).splitlines()[0]}); quote values holding "
                 """spaces or special characters: 'prompt="Well, Prince"'""")
@@ -74,8 +80,55 @@ def check_backend(backend: str) -> None:
         check_can_run(f"kernel={backend}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """An interval of allowed values; `None` ends are unbounded. Printed the way a user reads it: [0, 1)."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low}"
+        high = "inf" if self.high is None else f"{self.high}"
+        opening = "(" if self.low_open or self.low is None else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        return f"{opening}{low}, {high}{closing}"
+
+
+POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=True)
+SAMPLE_RANGES = {"max_new_tokens": Range(0, 100_000), "temperature": Range(0, 100, low_open=True),
+                 "top_k": POSITIVE, "seed": Range(0, 2**32 - 1)}
+# Every numeric option and its allowed values (a key a phase lacks, or a null, is skipped).
+RANGES = {
+    "seed": Range(0, 2**32 - 1),  # numpy's seeds
+    "data.block_size": POSITIVE, "data.batch_size": POSITIVE, "data.val_windows": POSITIVE,
+    "data.train_fraction": Range(0, 1, low_open=True, high_open=True),
+    "model.n_layer": POSITIVE, "model.n_head": POSITIVE, "model.n_embd": POSITIVE, "model.block_size": POSITIVE,
+    "model.dropout": FRACTION,
+    "optim.lr": Range(0, low_open=True), "optim.min_lr_ratio": Range(0, 1), "optim.warmup_steps": NON_NEGATIVE,
+    "optim.weight_decay": NON_NEGATIVE, "optim.beta1": FRACTION, "optim.beta2": FRACTION,
+    "trainer.max_steps": POSITIVE, "trainer.val_check_interval": POSITIVE, "trainer.log_every_n_steps": POSITIVE,
+    "trainer.limit_val_batches": POSITIVE, "trainer.num_nodes": POSITIVE, "trainer.gradient_clip_val": NON_NEGATIVE,
+    **{f"sample.{key}": allowed for key, allowed in SAMPLE_RANGES.items() if key != "seed"},
+}
+
+
+def check_ranges(cfg: DictConfig, ranges: dict[str, Range]) -> None:
+    for key, allowed in ranges.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise UserError(f"{key}={value}: must be in {allowed}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
+    check_ranges(cfg, RANGES)
     if "backend" in cfg.model:  # the bigram phase has no attention
         check_backend(cfg.kernel.backend)
     if cfg.kernel.backend in TRITON_BACKENDS and "backend" in cfg.model:
@@ -84,22 +137,10 @@ def check_config(cfg: DictConfig) -> None:
                             "no attention dropout; use model.dropout=0, or kernel=eager or kernel=sdpa")
     if cfg.trainer.precision not in PRECISIONS:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: allowed are {', '.join(PRECISIONS)}")
-    for key in ("block_size", "batch_size", "val_windows"):
-        if cfg.data[key] < 1:
-            raise UserError(f"data.{key}={cfg.data[key]}: must be a positive integer")
-    if not 0.0 < cfg.data.train_fraction < 1.0:
-        raise UserError(f"data.train_fraction={cfg.data.train_fraction}: must be between 0 and 1")
-    if cfg.trainer.max_steps < 1:
-        raise UserError(f"trainer.max_steps={cfg.trainer.max_steps}: must be a positive integer")
     model = cfg.model
     if "block_size" in model and cfg.data.block_size > model.block_size:
         raise UserError(f"data.block_size={cfg.data.block_size} is beyond the model's {model.block_size} positions "
                         f"(model.block_size); use data.block_size <= {model.block_size} or a larger model.block_size")
-    for key in ("n_layer", "n_head", "n_embd"):
-        if key in model and model[key] < 1:
-            raise UserError(f"model.{key}={model[key]}: must be a positive integer")
-    if "dropout" in model and not 0.0 <= model.dropout < 1.0:
-        raise UserError(f"model.dropout={model.dropout}: must be in [0, 1)")
     if "n_head" in model and model.n_embd % model.n_head:
         divisors = [h for h in range(1, model.n_embd + 1) if model.n_embd % h == 0]
         raise UserError(f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}; "

@@ -8,13 +8,17 @@ not have (`model=bigram model.n_layer=4`) is an error, not silently ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from gpt.checkpoints import resumed_run_dir
+from gpt.checkpoints import resumed_run_dir, run_subdir
 
+
+# The conf/ folder as an absolute path, for hydra.main: the console scripts then work from any directory.
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Lightning's spellings; checked in gpt.cli (an Enum can't hold them: OmegaConf matches member names)
 PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
@@ -139,7 +143,7 @@ class TrainConfig:
 class SampleRunConfig(SampleConfig):
     ckpt: str = MISSING
     seed: int = 1337
-    kernel: Optional[str] = None  # None: the backend the checkpoint was trained with
+    kernel: Optional[KernelConfig] = None  # kernel=NAME as in training; None: the checkpoint's own backend
 
 
 MODEL_SCHEMAS = {"bigram": BigramConfig, "attention": SingleHeadConfig, "multihead": MultiHeadConfig,
@@ -150,6 +154,7 @@ def register_configs() -> None:
     """Make the schemas available to the YAML files under conf/ (as `defaults: [<group>_schema]`), and the
     resolver that puts a resumed run back in its own dir."""
     OmegaConf.register_new_resolver("resumed_run_dir", resumed_run_dir, replace=True)
+    OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleRunConfig)

@@ -40,8 +40,11 @@ def resolve_corpus(name: str, path: str | None, url: str | None, sha256: str | N
     for source, given in (("data.path", path), ("GPT_DATA", os.environ.get("GPT_DATA"))):
         if given:
             found = Path(given).expanduser()
-            if not found.is_file():
+            if not found.exists():
                 raise UserError(f"{source}={given}: no such file")
+            if not found.is_file():
+                raise UserError(f"{source}={given}: not a regular file (a directory or a device); "
+                                "give a UTF-8 text file")
             return _checked(found, sha256, source)
     cached = cache_dir() / f"{name}.txt"
     if cached.is_file():
@@ -76,7 +79,10 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
 
 def load_text(path: Path) -> str:
     """Read a UTF-8 text corpus, refusing empty, binary and non-UTF-8 files with a clear message."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the corpus ({exc.strerror}); check its permissions") from None
     if not raw.strip():
         raise UserError(f"{path}: the corpus is empty; give a UTF-8 text file")
     if b"\x00" in raw:
@@ -140,10 +146,10 @@ class CharDataModule(L.LightningDataModule):
         for split, part, key, windows in (("train", self.train_data, "batch_size", self.batch_size),
                                           ("validation", self.val_data, "val_windows", self.val_windows)):
             if len(part) <= self.block_size + 1:
-                raise UserError(
-                    f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
-                    f"({len(part)} characters); use data.block_size < {len(part) - 1} or a longer text"
-                )
+                fits = (f"use data.block_size <= {len(part) - 2} or a longer text" if len(part) > 2 else
+                        "the text is too short to train on: give a longer one")
+                raise UserError(f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
+                                f"({len(part)} characters); {fits}")
             if windows > len(part) - self.block_size:
                 raise UserError(
                     f"data.{key}={windows} is more than the {len(part) - self.block_size} distinct windows of "

@@ -5,6 +5,8 @@ The checkpoint carries the model config and the vocabulary, so no corpus is need
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -12,34 +14,47 @@ import torch
 from omegaconf import DictConfig
 
 from gpt.checkpoints import read_checkpoint
-from gpt.cli import check_backend, one_line_errors
-from gpt.config import register_configs
+from gpt.cli import SAMPLE_RANGES, check_backend, check_ranges, one_line_errors
+from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError
 from gpt.module import LanguageModelModule
+from gpt.tokenizer import CharTokenizer
 
 register_configs()
+
+
+def encode_prompt(prompt: str | None, tokenizer: CharTokenizer) -> list[int]:
+    """The prompt's token ids (None: the first vocabulary character); refused when empty or not encodable."""
+    if prompt is None:
+        prompt = tokenizer.chars[0]
+    if not prompt:
+        raise UserError("prompt is empty: give at least one character, or prompt=null for the default start")
+    return tokenizer.encode(prompt)
+
+
+def stream_text(module: LanguageModelModule, prompt: str | None, max_new_tokens: int, temperature: float = 1.0,
+                top_k: int | None = None, seed: int = 0) -> Iterator[str]:
+    """The prompt, then each sampled character as soon as it is drawn (options checked by the caller:
+    SAMPLE_RANGES)."""
+    tokenizer = module.tokenizer
+    prompt_ids = encode_prompt(prompt, tokenizer)
+    yield tokenizer.decode(prompt_ids)
+    idx = torch.tensor([prompt_ids], dtype=torch.long, device=module.device)
+    model = module.model
+    was_training = model.training
+    model.eval()
+    try:
+        generator = torch.Generator(device=module.device).manual_seed(seed)
+        for next_id in model.stream(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator):
+            yield tokenizer.decode([next_id.item()])
+    finally:
+        model.train(was_training)
 
 
 def generate_text(module: LanguageModelModule, prompt: str | None, max_new_tokens: int, temperature: float = 1.0,
                   top_k: int | None = None, seed: int = 0) -> str:
     """The prompt followed by max_new_tokens sampled characters."""
-    if temperature <= 0:
-        raise UserError(f"temperature={temperature}: must be > 0 (lower is more conservative)")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"top_k={top_k}: must be a positive integer or null (no cut-off)")
-    tokenizer = module.tokenizer
-    if prompt is None:
-        prompt = tokenizer.chars[0]
-    if not prompt:
-        raise UserError("prompt is empty: give at least one character, or prompt=null for the default start")
-    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=module.device)
-    model = module.model
-    was_training = model.training
-    model.eval()
-    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
-                         generator=torch.Generator(device=module.device).manual_seed(seed))
-    model.train(was_training)
-    return tokenizer.decode(out[0].tolist())
+    return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed))
 
 
 def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModule:
@@ -55,11 +70,18 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
     return LanguageModelModule.load_from_checkpoint(ckpt, map_location="cpu", **overrides)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
-        module = load_checkpoint(cfg.ckpt, cfg.kernel)
-        print(generate_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed))
+        check_ranges(cfg, SAMPLE_RANGES)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
+        try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
+            for text in stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed):
+                print(text, end="", flush=True)
+        except KeyboardInterrupt:
+            print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)
+            sys.exit(130)
+        print()
 
 
 def main() -> None:

@@ -40,7 +40,9 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
         return math.nan if val_loss is None else val_loss
     (job_dir / ERROR_FILE).write_text(message + "\n" + (f"\n{detail}" if detail else ""))  # first line: the message
     print(f"error: job {hydra.job.num} ({' '.join(hydra.overrides.task)}): {message}", file=sys.stderr)
-    return math.nan
+    # Optuna's sweeper plugin crashes on a NaN (it reports the trial failed, then tells optuna the value anyway):
+    # give it +inf, the worst loss, so that the search goes on; error.txt and the report still say "failed".
+    return math.inf if "optuna" in str(hydra.sweeper.get("_target_", "")) else math.nan
 
 
 class ReportAfterSweep(Callback):

@@ -33,13 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from gpt.callbacks import (CheckpointOnSignal, RandomState, StopOnNonFiniteLoss, TokensPerSecond,
                            TrainingInterrupted, ValidateOnLastStep)
-from gpt.checkpoints import check_resumable, continue_metrics, find_checkpoint, read_checkpoint
+from gpt.checkpoints import (check_resumable, continue_metrics, exclusive, find_checkpoint, read_checkpoint,
+                             write_atomically)
 from gpt.cli import check_config, one_line_errors
-from gpt.config import register_configs
+from gpt.config import CONFIG_DIR, register_configs
 from gpt.data import CharDataModule
 from gpt.errors import UserError
 from gpt.module import LanguageModelModule
-from gpt.sample import generate_text
+from gpt.sample import encode_prompt, generate_text
 from gpt.sweep import run_sweep_job
 
 register_configs()
@@ -72,7 +73,7 @@ def wandb_mode(requested: str | None) -> str:
         return "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, phase: str) -> list:
+def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) -> list:
     """CSV in the run dir; W&B as one run per job: a sweep's jobs share a group (the sweep dir's name) and keep
     their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config.
     A resumed run continues its W&B run (same id), as its metrics.csv continues."""
@@ -85,13 +86,17 @@ def build_loggers(cfg: DictConfig, run_dir: Path, phase: str) -> list:
         save_dir = Path(hydra.sweep.dir) if sweeping else run_dir
         save_dir.mkdir(parents=True, exist_ok=True)
         previous = sorted((save_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime) if cfg.resume else []
-        loggers.append(WandbLogger(
+        wandb_logger = WandbLogger(
             project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, mode=wandb_mode(cfg.logger.wandb_mode),
             name=run_dir.name, group=save_dir.name if sweeping else None, job_type=phase,
-            tags=[phase, cfg.kernel.backend, cfg.trainer.precision], save_dir=str(save_dir),
-            config={**OmegaConf.to_container(cfg, resolve=True), "overrides": list(hydra.overrides.task)},
+            tags=[phase, cfg.kernel.backend, precision], save_dir=str(save_dir),
+            config={**OmegaConf.to_container(cfg, resolve=True), "overrides": list(hydra.overrides.task),
+                    "precision_run": precision},
             **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
-        ))
+        )
+        # Lightning always passes anonymous=None, which W&B >= 0.2x answers with a deprecation warning on every run
+        wandb_logger._wandb_init.pop("anonymous", None)
+        loggers.append(wandb_logger)
     return loggers
 
 
@@ -105,13 +110,27 @@ def finish_wandb(loggers: list, sample: str | None, step: int, prompt: str | Non
 
 
 def train(cfg: DictConfig) -> dict:
+    """Train one run in Hydra's run dir, which this process holds for itself until the run ends."""
     check_config(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    phase = HydraConfig.get().runtime.choices["model"]
+    with exclusive(run_dir):
+        return train_in(run_dir, cfg, phase=HydraConfig.get().runtime.choices["model"])
+
+
+def finished(run_dir: Path, step: int, max_steps: int) -> dict:
+    """A resumed run that had already finished: say so and change nothing; its summary stands."""
+    print(f"resume: {run_dir} already finished (step {step} of trainer.max_steps={max_steps}); nothing to do, "
+          "nothing changed")
+    summary = run_dir / "summary.json"
+    return json.loads(summary.read_text()) if summary.exists() else {"val_loss": None, "run_dir": str(run_dir)}
+
+
+def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # the vocabulary must be known to build the model
+    encode_prompt(cfg.sample.prompt, datamodule.tokenizer)  # a prompt it can't encode: refused now, not after training
     module = LanguageModelModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
@@ -126,6 +145,8 @@ def train(cfg: DictConfig) -> dict:
         checkpoint_path = find_checkpoint(cfg.resume, phase)
         checkpoint = read_checkpoint(checkpoint_path)
         check_resumable(checkpoint, checkpoint_path, cfg, vocab=datamodule.tokenizer.chars)
+        if checkpoint["global_step"] >= cfg.trainer.max_steps:
+            return finished(run_dir, checkpoint["global_step"], cfg.trainer.max_steps)
         print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")
 
     throughput = TokensPerSecond()
@@ -135,19 +156,20 @@ def train(cfg: DictConfig) -> dict:
                                    save_top_k=1, enable_version_counter=False),
                    ModelCheckpoint(dirpath=last_checkpoint.parent, filename="best", monitor="val/loss", save_top_k=1,
                                    enable_version_counter=False)]
-    loggers = build_loggers(cfg, run_dir, phase)
+    callbacks = [throughput, ValidateOnLastStep(), *checkpoints, CheckpointOnSignal(last_checkpoint),
+                 StopOnNonFiniteLoss(), RandomState(), RichModelSummary()]
+    if cfg.logger.csv or cfg.logger.wandb:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(RichProgressBar(refresh_rate=10))
+    # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
+    loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
     if checkpoint_path is not None:
         for logger in loggers:
             if isinstance(logger, CSVLogger):
                 continue_metrics(logger, checkpoint["global_step"])
-    callbacks = [throughput, ValidateOnLastStep(), *checkpoints, CheckpointOnSignal(last_checkpoint),
-                 StopOnNonFiniteLoss(), RandomState(), RichModelSummary()]
-    if loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    if cfg.trainer.enable_progress_bar:
-        callbacks.append(RichProgressBar(refresh_rate=10))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                     default_root_dir=run_dir)
+    trainer.loggers = loggers
 
     sample = None
     try:
@@ -184,12 +206,12 @@ def train(cfg: DictConfig) -> dict:
         "val_loss": None if val_loss is None else round(float(val_loss), 4),
         "tokens_per_sec": round(throughput.tokens_per_sec, 1),
         "wall_seconds": round(wall_seconds, 1),
-        "precision": cfg.trainer.precision,
+        "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
         "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
               f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n")
         print(sample)
@@ -203,7 +225,7 @@ def describe_last_checkpoint(path: Path) -> str:
     return f"The last good checkpoint is kept: {path} (step {read_checkpoint(path)['global_step']})"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Returns the val loss, for sweepers that optimise it."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -11,6 +11,7 @@ comparison is always available offline as the sweep's report.md (gpt/report.py).
 from __future__ import annotations
 
 import argparse
+import sys
 
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> None:
         for section in workspace.sections:
             print(f"{section.name}: " + "; ".join(panel.title for panel in section.panels))
         return
-    print(workspace.save().url)
+    try:
+        print(workspace.save().url)
+    except Exception as exc:  # noqa: BLE001 - no login, no network, no such entity: W&B's reasons vary
+        sys.exit(f"error: could not save the workspace to W&B entity {args.entity!r} ({type(exc).__name__}: "
+                 f"{' '.join(str(exc).split())[:300]}); run `wandb login` first, or use --dry-run")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,38 @@ def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_global_batch
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-4), step
     assert read_summary(tmp_path / "two")["tokens_seen"] == read_summary(tmp_path / "one")["tokens_seen"]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is pid (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_to_one_ddp_rank_stops_every_rank_with_one_checkpoint(tmp_path, war_and_peace):
+    """Two gloo processes; only rank 1 gets SIGTERM. Both leave after the same step, rank 0 having written the
+    checkpoint of that step, and the run says how to resume: no rank is left waiting in a collective."""
+    run = tmp_path / "run"
+    steady = [o for o in STEADY if not o.startswith(("data.batch_size", "trainer.max_steps"))]
+    env = {**os.environ, "GPT_DATA": str(war_and_peace), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "gpt.train", *steady, "trainer=ddp", "data.batch_size=4",
+                                "trainer.max_steps=2000", f"hydra.run.dir={run}"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:  # printed by rank 0 once training starts, when both ranks are up
+        if "Total params" in line:
+            break
+    time.sleep(3)
+    (rank1,) = children(process.pid)
+    os.kill(rank1, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-3000:]
+    step = checkpoint_step(run / "checkpoints" / "last.ckpt")
+    assert 0 < step < 2000 and f"stopped by SIGTERM at step {step}" in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]

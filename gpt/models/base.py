@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,10 +29,10 @@ class LanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Extend idx (batch, T) by sampling one token at a time from softmax(logits / temperature),
-        keeping only the top_k most likely tokens when top_k is given."""
+    def stream(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """Extend idx (batch, T) by sampling one token at a time from softmax(logits / temperature), keeping only
+        the top_k most likely tokens when top_k is given; yields each new (batch, 1) token as it is drawn."""
         for _ in range(max_new_tokens):
             context = idx[:, -self.block_size:]
             logits = self.logits(context)[:, -1, :].float() / temperature
@@ -39,4 +41,9 @@ class LanguageModel(nn.Module):
                 logits = logits.masked_fill(logits < kth_largest, float("-inf"))
             next_id = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
             idx = torch.cat([idx, next_id], dim=1)
-        return idx
+            yield next_id
+
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """idx followed by max_new_tokens sampled tokens (see stream)."""
+        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, generator)], dim=1)
