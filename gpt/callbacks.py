@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 
 from gpt.errors import TrainingDivergedError
 
@@ -160,3 +161,12 @@ class RandomState(L.Callback):
         torch.set_rng_state(state_dict["cpu"])
         if state_dict["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, labelled by steps: training here is one endless epoch of random windows
+    bounded by trainer.max_steps, so Lightning's "Epoch 0/-2" (max_epochs = -1 when max_steps is set) says
+    nothing. The bar's total is already max_steps."""
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for this text
+        return f"{'training':{len(self.validation_description)}}"

@@ -27,11 +27,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from gpt.callbacks import (CheckpointOnSignal, RandomState, StopOnNonFiniteLoss, TokensPerSecond,
+from gpt.callbacks import (CheckpointOnSignal, RandomState, StepProgressBar, StopOnNonFiniteLoss, TokensPerSecond,
                            TrainingInterrupted, ValidateOnLastStep)
 from gpt.checkpoints import (check_resumable, continue_metrics, exclusive, find_checkpoint, read_checkpoint,
                              write_atomically)
@@ -161,7 +161,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     if cfg.logger.csv or cfg.logger.wandb:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
-        callbacks.append(RichProgressBar(refresh_rate=10))
+        callbacks.append(StepProgressBar(refresh_rate=10))
     # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
     loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
