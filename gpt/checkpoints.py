@@ -82,6 +82,8 @@ def hold(run_dir: Path) -> None:
     key = str(Path(run_dir).resolve())
     if key in _HELD or int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
         return
+    if not Path(key).is_dir():  # resolved without a run (e.g. --cfg hydra --resolve): nothing to hold
+        return
     descriptor = os.open(key, os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
