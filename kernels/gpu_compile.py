@@ -184,10 +184,10 @@ def _compile_nth(sample: bool, index: int) -> dict:
 
 def all_cases(sample: bool) -> list[Case]:
     cases = [case for target in TARGETS for case in attention_cases(target) + softmax_cases(target)]
-    if sample:  # the largest tiles of each kernel, in fp32 (the most shared memory) and bf16 (tensor cores)
+    if sample:  # the largest tiles of each kernel, in fp32 FMAs (the most registers) and bf16 (tensor cores)
         largest = {}
         for case in cases:
-            if case.dtype() == "fp16" or case.constexprs.get("PRECISION") == "tf32x3":
+            if case.dtype() == "fp16" or case.constexprs.get("PRECISION") in ("tf32x3", "tf32"):
                 continue
             size = (math.prod(v for k, v in case.constexprs.items() if k.startswith("BLOCK")), case.num_warps)
             key = (case.kernel, case.target, case.dtype(), case.constexprs.get("PRECISION"))

@@ -98,7 +98,7 @@ def check_against_reference(fn, inputs, reference, tolerance):
 SHAPES = [(1, 1, 1, 16), (2, 3, 37, 16), (1, 2, 70, 64), (2, 1, 45, 128), (1, 2, 33, 48), (3, 2, 19, 8),
           (1, 1, 64, 32)]
 CASES = [(shape, mode) for mode in ("fp32", "bf16") for shape in SHAPES] + \
-        [(shape, mode) for mode in ("fp32-tf32x3", "fp32-tf32", "fp16") for shape in SHAPES[1:4]]
+        [(shape, mode) for mode in ("fp32-tf32x3", "fp32-tf32", "fp16") for shape in SHAPES[2:4]]
 
 
 @pytest.mark.parametrize("causal", [True, False])
