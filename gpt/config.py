@@ -14,7 +14,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from gpt.checkpoints import resumed_run_dir, run_subdir
+from gpt.checkpoints import claim_fresh_dir, resumed_run_dir, run_subdir
 
 
 # The conf/ folder as an absolute path, for hydra.main: the console scripts then work from any directory.
@@ -155,6 +155,9 @@ def register_configs() -> None:
     resolver that puts a resumed run back in its own dir."""
     OmegaConf.register_new_resolver("resumed_run_dir", resumed_run_dir, replace=True)
     OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
+    # cached like ${now:}: Hydra copies the resolver cache into every job's config, so all jobs of a sweep
+    # (in this process or, pickled, on a cluster) see the dir the sweep claimed once
+    OmegaConf.register_new_resolver("fresh_dir", claim_fresh_dir, replace=True, use_cache=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleRunConfig)

@@ -58,19 +58,24 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(finished_run, war_a
     assert snapshot(finished_run) == before
 
 
-def test_runs_started_in_the_same_second_get_their_own_dirs(tmp_path, war_and_peace):
-    """Two processes with no hydra.run.dir, started together: two dirs, each with its own config and results."""
+def test_runs_and_sweeps_started_in_the_same_second_get_their_own_dirs(tmp_path, war_and_peace):
+    """Two runs and two one-job sweeps with no dir given, all started together: four dirs, each with its own
+    config and results."""
     env = {**os.environ, "GPT_DATA": str(war_and_peace), "WANDB_SILENT": "true"}
-    processes = [subprocess.Popen([sys.executable, "-m", "gpt.train", *TINY, f"seed={seed}"], cwd=tmp_path, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    commands = [["-m", "gpt.train", *TINY, f"seed={seed}"] for seed in (1, 2)] + \
+               [["-m", "gpt.train", "-m", *TINY, f"seed={seed}"] for seed in (3, 4)]
+    processes = [subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for command in commands]
     for process in processes:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr[-3000:]
-    runs = sorted(tmp_path.glob("outputs/*/*/"))
-    assert len(runs) == 2, runs
-    seeds = {(run / ".hydra" / "overrides.yaml").read_text().count("seed=1") for run in runs}
-    assert seeds == {0, 1}  # each dir records its own overrides
-    for run in runs:
+    runs, sweeps = sorted(tmp_path.glob("outputs/*/*/")), sorted(tmp_path.glob("multirun/*/"))
+    assert len(runs) == 2 and len(sweeps) == 2, (runs, sweeps)
+    jobs = [job for sweep in sweeps for job in sweep.glob("*-gpt-eager")]
+    assert [job.name for job in jobs] == ["0-gpt-eager", "0-gpt-eager"]  # one job in each sweep, as launched
+    recorded = sorted((d / ".hydra" / "overrides.yaml").read_text().split("seed=")[1][0] for d in runs + jobs)
+    assert recorded == ["1", "2", "3", "4"]  # each dir records its own run's overrides
+    for run in runs + jobs:
         assert read_summary(run)["steps"] == 4 and (run / "checkpoints" / "last.ckpt").exists()
 
 
