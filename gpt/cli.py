@@ -102,11 +102,12 @@ class Range:
 
 
 POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=True)
+SEED = Range(0, 2**32 - 1)  # numpy's seeds
 SAMPLE_RANGES = {"max_new_tokens": Range(0, 100_000), "temperature": Range(0, 100, low_open=True),
-                 "top_k": POSITIVE, "seed": Range(0, 2**32 - 1)}
+                 "top_k": POSITIVE, "seed": SEED}
 # Every numeric option and its allowed values (a key a phase lacks, or a null, is skipped).
 RANGES = {
-    "seed": Range(0, 2**32 - 1),  # numpy's seeds
+    "seed": SEED,
     "data.block_size": POSITIVE, "data.batch_size": POSITIVE, "data.val_windows": POSITIVE,
     "data.train_fraction": Range(0, 1, low_open=True, high_open=True),
     "model.n_layer": POSITIVE, "model.n_head": POSITIVE, "model.n_embd": POSITIVE, "model.block_size": POSITIVE,

@@ -117,6 +117,6 @@ class FusedSoftmax(torch.autograd.Function):
 
 
 def softmax(x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-    """Differentiable fused softmax over the last dim of x (any row length up to MAX_ROW)."""
-    _check_row("the fused softmax kernel", x)
+    """Differentiable fused softmax over the last dim of x (any row length up to MAX_ROW; softmax_forward
+    checks it)."""
     return FusedSoftmax.apply(x, causal)
