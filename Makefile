@@ -19,7 +19,7 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manyli
 # Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
 RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
 
-.PHONY: install train test test-slow sweep sweep-backends report dashboard sync bench bench-attention sample clean \
+.PHONY: install train test format sweep sweep-backends report dashboard sync bench bench-attention sample clean \
 	kernels-compile gpu-check wheelhouse
 
 install: $(VENV)/.installed
@@ -35,15 +35,19 @@ $(VENV)/.installed: pyproject.toml Makefile
 train: install
 	$(PY) -m gpt.train $(ARGS)
 
-## The test suite (~8 minutes on 2 CPU cores). Kernel tests run compiled where CUDA is present, else interpreted.
+## Lint and format check (ruff), then the test suite on up to 4 workers (under 4 minutes on 2 CPU cores). Kernel
+## tests run compiled where CUDA is present, else interpreted.
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
-## Longer checks kept out of `make test`.
-test-slow: install
-	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+## Apply ruff's formatting and its safe lint fixes.
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
-## The five phases side by side (~7 min on 2 cores), then report.md + plots in the sweep dir.
+## Every phase side by side at the default budget, then report.md + plots in the sweep dir.
 ## Larger budgets: make sweep SWEEP_ARGS="trainer.max_steps=5000"
 sweep: install
 	$(PY) -m gpt.train -m +experiment=phases $(SWEEP_ARGS)

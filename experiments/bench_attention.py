@@ -61,8 +61,9 @@ def saved_bytes(fn) -> int:
 @cache
 def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]:
     """(milliseconds, MiB) for one call of the backend, forward only or forward + backward."""
-    q, k, v = (torch.randn(BATCH, HEADS, T, D, device=DEVICE, dtype=torch.bfloat16, requires_grad=backward)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(BATCH, HEADS, T, D, device=DEVICE, dtype=torch.bfloat16, requires_grad=backward) for _ in range(3)
+    )
     grad = torch.randn_like(q)
 
     def step():
@@ -79,7 +80,7 @@ def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]
             step()
             memory = torch.cuda.max_memory_allocated() - base
             ms = triton.testing.do_bench(step, grad_to_none=[q, k, v], return_mode="median")
-        except Exception as error:  # noqa: BLE001 - out of memory (eager at long T), or a kernel that fails
+        except Exception as error:
             reason = "out of memory" if isinstance(error, torch.cuda.OutOfMemoryError) else repr(error)[:300]
             print(f"{backend}: {reason} at T={T}, head_dim {D}{', with backward' if backward else ''}")
             return float("nan"), float("nan")
@@ -97,12 +98,20 @@ def benchmark(metric: str, backward: bool, D: int):
     mode = "fwd+bwd" if backward else "fwd"
     ylabel = {"ms": "time (ms)", "tflops": "TFLOP/s", "memory": MEMORY_LABEL}[metric]
 
-    @triton.testing.perf_report(triton.testing.Benchmark(
-        x_names=["T"], x_vals=LENGTHS, line_arg="backend", line_vals=BACKENDS,
-        line_names=[b if b in RUNNABLE else f"{b} (needs GPU)" for b in BACKENDS],
-        ylabel=ylabel, plot_name=f"attention-{metric}-{mode}-d{D}", args={"D": D, "backward": backward},
-        x_log=True, y_log=metric != "tflops",
-    ))
+    @triton.testing.perf_report(
+        triton.testing.Benchmark(
+            x_names=["T"],
+            x_vals=LENGTHS,
+            line_arg="backend",
+            line_vals=BACKENDS,
+            line_names=[b if b in RUNNABLE else f"{b} (needs GPU)" for b in BACKENDS],
+            ylabel=ylabel,
+            plot_name=f"attention-{metric}-{mode}-d{D}",
+            args={"D": D, "backward": backward},
+            x_log=True,
+            y_log=metric != "tflops",
+        )
+    )
     def bench(T: int, backend: str, D: int, backward: bool) -> float:
         if backend not in RUNNABLE:
             return float("nan")  # "needs GPU": left blank in the CSV and the plot
@@ -122,8 +131,10 @@ def main() -> None:
     LENGTHS[:], HEAD_DIMS[:] = args.lengths, args.head_dims
     out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
-          f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU"))
+    print(
+        f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
+        f"triton {triton.__version__}" + ("" if ON_GPU else "; triton columns: needs GPU")
+    )
     metrics = ["ms", "tflops"] if args.no_memory else ["ms", "tflops", "memory"]
     for D in HEAD_DIMS:
         for backward in (False, True):
@@ -138,8 +149,9 @@ def main() -> None:
                 table[column] = "needs GPU"
             table.to_csv(csv, index=False)
     command = " ".join(["python experiments/bench_attention.py", *sys.argv[1:]])
-    (out_dir / "DEVICE.txt").write_text(f"{describe_machine()}; torch {torch.__version__}, triton "
-                                        f"{triton.__version__}\ncommand: {command}\n")
+    (out_dir / "DEVICE.txt").write_text(
+        f"{describe_machine()}; torch {torch.__version__}, triton {triton.__version__}\ncommand: {command}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -48,19 +48,41 @@ for backend in ("sdpa", "triton"):
 
 def ensure_packages() -> dict:
     """The environment for the child processes, with the wheelhouse's packages where they are missing."""
-    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline",
-           "WANDB_SILENT": "true", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                                os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "TRITON_INTERPRET": "0",
+        "PYTHONUNBUFFERED": "1",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     missing = [name for name in ("hydra", "omegaconf", "wandb") if importlib.util.find_spec(name) is None]
     if missing:
         site = WHEELS / "site"
         if not site.exists():
             wheels = sorted(str(w) for w in WHEELS.glob("*.whl"))
             if not wheels:
-                sys.exit(f"error: {', '.join(missing)} not installed and no wheels in {WHEELS}: run `make wheelhouse` "
-                         "on a machine with network and bring .whl/ along")
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                            "--upgrade", "--target", str(site), *wheels], check=True)
+                sys.exit(
+                    f"error: {', '.join(missing)} not installed and no wheels in {WHEELS}: run `make wheelhouse` "
+                    "on a machine with network and bring .whl/ along"
+                )
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--no-index",
+                    "--no-deps",
+                    "--no-compile",
+                    "--upgrade",
+                    "--target",
+                    str(site),
+                    *wheels,
+                ],
+                check=True,
+            )
         env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
     return env
 
@@ -69,8 +91,9 @@ def run(step: str, command: list[str], env: dict, log: Path | None = None, timeo
     """Run one step, echoing its output (and keeping it in `log`); True when it succeeded."""
     print(f"\n=== {step}: {' '.join(command)}", flush=True)
     start = time.time()
-    with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
+    with subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         lines = []
         for line in process.stdout:
             print(line, end="", flush=True)
@@ -99,23 +122,36 @@ def read_curves(attention: Path, D: int, metric: str):
 
 def summarise(out: Path, device: str, results: dict) -> Path:
     """The goals of issue 10, each read off the figures just measured."""
-    lines = [f"# GPU check on {device}", "", f"Command: `make gpu-check` (`python experiments/gpu_check.py`), "
-             f"{time.strftime('%Y-%m-%d')}.", "", "| step | result |", "| --- | --- |",
-             *[f"| {step} | {'passed' if ok else 'FAILED'} |" for step, ok in results.items()], ""]
+    lines = [
+        f"# GPU check on {device}",
+        "",
+        f"Command: `make gpu-check` (`python experiments/gpu_check.py`), {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| step | result |",
+        "| --- | --- |",
+        *[f"| {step} | {'passed' if ok else 'FAILED'} |" for step, ok in results.items()],
+        "",
+    ]
     attention = out / "attention"
     for D in (64, 128):
         ms, memory = read_curves(attention, D, "ms"), read_curves(attention, D, "memory")
         if ms is None:
             continue
-        lines += [f"## Causal attention, bf16, forward + backward, head_dim {D}", "",
-                  "| T | triton ms | sdpa ms | triton / sdpa speed | eager ms | triton / eager speed | "
-                  "triton peak MiB | eager peak MiB |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## Causal attention, bf16, forward + backward, head_dim {D}",
+            "",
+            "| T | triton ms | sdpa ms | triton / sdpa speed | eager ms | triton / eager speed | "
+            "triton peak MiB | eager peak MiB |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for T in ms.index:
             row = ms.loc[T]
-            ratio = lambda a, b: f"{a / b:.2f}x" if math.isfinite(a) and math.isfinite(b) else "-"  # noqa: E731
-            lines.append(f"| {T} | {row['triton']:.3f} | {row['sdpa']:.3f} | {ratio(row['sdpa'], row['triton'])} | "
-                         f"{row['eager']:.3f} | {ratio(row['eager'], row['triton'])} | "
-                         f"{memory.loc[T, 'triton']:.0f} | {memory.loc[T, 'eager']:.0f} |")
+            ratio = lambda a, b: f"{a / b:.2f}x" if math.isfinite(a) and math.isfinite(b) else "-"
+            lines.append(
+                f"| {T} | {row['triton']:.3f} | {row['sdpa']:.3f} | {ratio(row['sdpa'], row['triton'])} | "
+                f"{row['eager']:.3f} | {ratio(row['eager'], row['triton'])} | "
+                f"{memory.loc[T, 'triton']:.0f} | {memory.loc[T, 'eager']:.0f} |"
+            )
         lengths = [T for T in memory.index if math.isfinite(memory.loc[T, "triton"])]
         if len(lengths) > 1:
             first, last = lengths[0], lengths[-1]
@@ -124,8 +160,12 @@ def summarise(out: Path, device: str, results: dict) -> Path:
         lines.append("")
     report = out / "training" / "report.md"
     if report.exists():
-        lines += ["## Training: eager, sdpa, triton on one seed", "",
-                  f"See `training/report.md` and `training/val_loss.png` ({TRAINING_STEPS} steps, bf16-mixed).", ""]
+        lines += [
+            "## Training: eager, sdpa, triton on one seed",
+            "",
+            f"See `training/report.md` and `training/val_loss.png` ({TRAINING_STEPS} steps, bf16-mixed).",
+            "",
+        ]
         lines += [line for line in report.read_text().splitlines() if line.startswith("|")]
     path = out / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
@@ -134,14 +174,21 @@ def summarise(out: Path, device: str, results: dict) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", metavar="WORD",
-                        help="rerun just the steps named by these words (tests, benchmark, profile, training)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="WORD",
+        help="rerun just the steps named by these words (tests, benchmark, profile, training)",
+    )
     args = parser.parse_args()
     import torch
 
     if not torch.cuda.is_available():
-        print("error: make gpu-check needs a CUDA GPU; on a CPU, make test runs the kernels interpreted and make "
-              "kernels-compile compiles them for sm_80 / sm_90", file=sys.stderr)
+        print(
+            "error: make gpu-check needs a CUDA GPU; on a CPU, make test runs the kernels interpreted and make "
+            "kernels-compile compiles them for sm_80 / sm_90",
+            file=sys.stderr,
+        )
         return 2
     env = ensure_packages()
     sys.path.insert(0, str(REPO))
@@ -154,20 +201,42 @@ def main() -> int:
     xdist = ["-n", str(min(14, os.cpu_count()))] if importlib.util.find_spec("xdist") else []  # compiles in parallel
     steps = {
         "kernel tests, compiled": lambda: run(
-            "kernel tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *xdist,
-                             "tests/test_kernels.py"], env, out / "kernel-tests.txt", timeout=240),
+            "kernel tests",
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *xdist, "tests/test_kernels.py"],
+            env,
+            out / "kernel-tests.txt",
+            timeout=240,
+        ),
         "attention benchmark": lambda: run(
-            "attention benchmark", [sys.executable, "experiments/bench_attention.py", "--out",
-                                    str((out / "attention").relative_to(REPO))],
-            env, out / "attention.log", timeout=300),
-        "profile at T=1024": lambda: run("profile", [sys.executable, "-c", PROFILE.format(T=1024)], env,
-                                         out / "profile-T1024.txt", timeout=120),
+            "attention benchmark",
+            [sys.executable, "experiments/bench_attention.py", "--out", str((out / "attention").relative_to(REPO))],
+            env,
+            out / "attention.log",
+            timeout=300,
+        ),
+        "profile at T=1024": lambda: run(
+            "profile", [sys.executable, "-c", PROFILE.format(T=1024)], env, out / "profile-T1024.txt", timeout=120
+        ),
         "training eager / sdpa / triton": lambda: run(
-            "training", [sys.executable, "-m", "gpt.train", "-m", "+experiment=backends", "trainer=gpu",
-                         f"trainer.max_steps={TRAINING_STEPS}", "trainer.val_check_interval=100",
-                         "trainer.log_every_n_steps=10", "trainer.enable_progress_bar=false",
-                         "sample.max_new_tokens=200", f"hydra.sweep.dir={(out / 'training').relative_to(REPO)}"],
-            env, out / "training.log", timeout=300),
+            "training",
+            [
+                sys.executable,
+                "-m",
+                "gpt.train",
+                "-m",
+                "+experiment=backends",
+                "trainer=gpu",
+                f"trainer.max_steps={TRAINING_STEPS}",
+                "trainer.val_check_interval=100",
+                "trainer.log_every_n_steps=10",
+                "trainer.enable_progress_bar=false",
+                "sample.max_new_tokens=200",
+                f"hydra.sweep.dir={(out / 'training').relative_to(REPO)}",
+            ],
+            env,
+            out / "training.log",
+            timeout=300,
+        ),
     }
     for step, execute in steps.items():
         if not args.only or any(word in step for word in args.only):

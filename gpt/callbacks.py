@@ -95,8 +95,9 @@ class CheckpointOnSignal(L.Callback):
         if self.received is not None:
             raise KeyboardInterrupt  # asked twice: stop now
         self.received = signal.Signals(signum).name
-        print(f"\n{self.received}: finishing this step, then saving a checkpoint (again to stop at once)",
-              file=sys.stderr)
+        print(
+            f"\n{self.received}: finishing this step, then saving a checkpoint (again to stop at once)", file=sys.stderr
+        )
 
     def on_train_start(self, trainer, pl_module):
         if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread
@@ -135,8 +136,10 @@ class StopOnNonFiniteLoss(L.Callback):
     @staticmethod
     def _check(value, what: str, step: int, every: str) -> None:
         if not math.isfinite(value):
-            raise TrainingDivergedError(f"the {what} loss is {value} at step {step}{every}; try a lower optim.lr, "
-                                        "trainer.gradient_clip_val, or trainer.precision=32")
+            raise TrainingDivergedError(
+                f"the {what} loss is {value} at step {step}{every}; try a lower optim.lr, "
+                "trainer.gradient_clip_val, or trainer.precision=32"
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -155,7 +158,10 @@ class RandomState(L.Callback):
     only, so checkpoints stay loadable with `torch.load(weights_only=True)`."""
 
     def state_dict(self):
-        return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def load_state_dict(self, state_dict):
         torch.set_rng_state(state_dict["cpu"])
@@ -168,5 +174,7 @@ class StepProgressBar(RichProgressBar):
     bounded by trainer.max_steps, so Lightning's "Epoch 0/-2" (max_epochs = -1 when max_steps is set) says
     nothing. The bar's total is already max_steps."""
 
-    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for this text
-        return f"{'training':{len(self.validation_description)}}"
+    def on_train_epoch_start(self, trainer, pl_module):
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, description="training")

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from gpt.checkpoints import claim_fresh_dir, resumed_run_dir, run_subdir
-
+from gpt.run_dirs import claim_fresh_dir, resumed_run_dir, run_subdir
 
 # The conf/ folder as an absolute path, for hydra.main: the console scripts then work from any directory.
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
-# Lightning's spellings; checked in gpt.cli (an Enum can't hold them: OmegaConf matches member names)
+# Lightning's spellings; checked in gpt.validation (an Enum can't hold them: OmegaConf matches member names)
 PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
 
 
@@ -62,9 +61,9 @@ class GPTConfig(MultiHeadConfig):
 class DataConfig:
     _target_: str = "gpt.data.CharDataModule"
     name: str = MISSING  # names the cache file, <cache_dir>/<name>.txt
-    path: Optional[str] = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
-    url: Optional[str] = None
-    sha256: Optional[str] = None  # checked when given
+    path: str | None = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
+    url: str | None = None
+    sha256: str | None = None  # checked when given
     block_size: int = 128  # context length in characters
     batch_size: int = 64
     train_fraction: float = 0.9  # contiguous split: the first 90% trains, the rest validates
@@ -74,7 +73,7 @@ class DataConfig:
 
 @dataclass
 class KernelConfig:
-    backend: str = "eager"  # one of kernels.BACKENDS, checked in gpt.cli
+    backend: str = "eager"  # one of kernels.BACKENDS, checked in gpt.validation
 
 
 @dataclass
@@ -91,15 +90,15 @@ class OptimConfig:
 class TrainerConfig:
     _target_: str = "lightning.pytorch.Trainer"
     max_steps: int = 1800
-    max_time: Optional[str] = None  # "DD:HH:MM:SS": stop (validating and checkpointing) when training has run this long
+    max_time: str | None = None  # "DD:HH:MM:SS": stop (validating and checkpointing) when training has run this long
     precision: str = "bf16-mixed"  # one of PRECISIONS
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"
     num_nodes: int = 1
     val_check_interval: int = 250  # validate (and checkpoint) every this many steps, and at the end
-    limit_val_batches: Optional[int] = None
-    gradient_clip_val: Optional[float] = 1.0
+    limit_val_batches: int | None = None
+    gradient_clip_val: float | None = 1.0
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
     deterministic: bool = False
@@ -111,17 +110,17 @@ class LoggerConfig:
     csv: bool = True
     wandb: bool = True
     wandb_project: str = "gpt-war-and-peace"
-    wandb_entity: Optional[str] = None
+    wandb_entity: str | None = None
     # online / offline / disabled; None: online when W&B credentials exist, else offline (no prompt, no network)
-    wandb_mode: Optional[str] = None
+    wandb_mode: str | None = None
 
 
 @dataclass
 class SampleConfig:
-    prompt: Optional[str] = None  # None: start from the first vocabulary character (a newline in most texts)
+    prompt: str | None = None  # None: start from the first vocabulary character (a newline in most texts)
     max_new_tokens: int = 500
     temperature: float = 0.8
-    top_k: Optional[int] = None
+    top_k: int | None = None
 
 
 @dataclass
@@ -135,7 +134,8 @@ class TrainConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     seed: int = 1337
     name: str = "sweep"  # a multirun's dir suffix and W&B group
-    resume: Optional[str] = None  # a run dir, a .ckpt file, or auto
+    resume: str | None = None  # a run dir, a .ckpt file, or auto
+    runs_dir: str = "outputs"  # where single runs go (hydra.run.dir), and where resume=auto looks
     compile: bool = False  # torch.compile the model (its first steps then include compilation)
 
 
@@ -143,15 +143,29 @@ class TrainConfig:
 class SampleRunConfig(SampleConfig):
     ckpt: str = MISSING
     seed: int = 1337
-    kernel: Optional[KernelConfig] = None  # kernel=NAME as in training; None: the checkpoint's own backend
+    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
 
 
-MODEL_SCHEMAS = {"bigram": BigramConfig, "attention": SingleHeadConfig, "multihead": MultiHeadConfig,
-                 "block": BlockConfig, "gpt": GPTConfig}
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    title: str
+    schema: type
+
+
+# The phases, in order, by their `model=` name: the one list the schemas, the sweep's report and the tests read.
+PHASES = {
+    "bigram": Phase(1, "bigram", BigramConfig),
+    "attention": Phase(2, "single-head", SingleHeadConfig),
+    "multihead": Phase(3, "multi-head", MultiHeadConfig),
+    "block": Phase(4, "block", BlockConfig),
+    "gpt": Phase(5, "GPT", GPTConfig),
+}
 
 
 def register_configs() -> None:
-    """Make the schemas available to the YAML files under conf/ (as `defaults: [<group>_schema]`), and the
+    """Make the schemas available to the YAML files under conf/ (as `defaults: [/<group>_schema@_here_]`;
+    stored outside the config groups, so that `--help` lists only real choices), and the
     resolver that puts a resumed run back in its own dir."""
     OmegaConf.register_new_resolver("resumed_run_dir", resumed_run_dir, replace=True)
     OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
@@ -161,8 +175,13 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleRunConfig)
-    for phase, schema in MODEL_SCHEMAS.items():
-        cs.store(group="model", name=f"{phase}_schema", node=schema)
-    for group, schema in (("data", DataConfig), ("kernel", KernelConfig), ("optim", OptimConfig),
-                          ("trainer", TrainerConfig), ("logger", LoggerConfig)):
-        cs.store(group=group, name=f"{group}_schema", node=schema)
+    for name, phase in PHASES.items():
+        cs.store(name=f"model_{name}_schema", node=phase.schema)
+    for group, schema in (
+        ("data", DataConfig),
+        ("kernel", KernelConfig),
+        ("optim", OptimConfig),
+        ("trainer", TrainerConfig),
+        ("logger", LoggerConfig),
+    ):
+        cs.store(name=f"{group}_schema", node=schema)

@@ -43,8 +43,9 @@ def resolve_corpus(name: str, path: str | None, url: str | None, sha256: str | N
             if not found.exists():
                 raise UserError(f"{source}={given}: no such file")
             if not found.is_file():
-                raise UserError(f"{source}={given}: not a regular file (a directory or a device); "
-                                "give a UTF-8 text file")
+                raise UserError(
+                    f"{source}={given}: not a regular file (a directory or a device); give a UTF-8 text file"
+                )
             return _checked(found, sha256, source)
     cached = cache_dir() / f"{name}.txt"
     if cached.is_file():
@@ -105,8 +106,16 @@ class RandomWindows(IterableDataset):
     any step sees the batches it would have seen, and N processes together see what one process with an N times
     larger batch sees."""
 
-    def __init__(self, data: torch.Tensor, block_size: int, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1, start_step: int = 0):
+    def __init__(
+        self,
+        data: torch.Tensor,
+        block_size: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ):
         self.data, self.block_size, self.batch_size = data, block_size, batch_size
         self.seed, self.rank, self.world_size, self.start_step = seed, rank, world_size, start_step
 
@@ -122,8 +131,18 @@ class RandomWindows(IterableDataset):
 class CharDataModule(L.LightningDataModule):
     """A character corpus split 90/10 (contiguous) into train and validation text."""
 
-    def __init__(self, name: str, path: str | None, url: str | None, sha256: str | None, block_size: int,
-                 batch_size: int, train_fraction: float, val_windows: int, seed: int):
+    def __init__(
+        self,
+        name: str,
+        path: str | None,
+        url: str | None,
+        sha256: str | None,
+        block_size: int,
+        batch_size: int,
+        train_fraction: float,
+        val_windows: int,
+        seed: int,
+    ):
         super().__init__()
         self.name, self.path, self.url, self.sha256 = name, path, url, sha256
         self.block_size, self.batch_size = block_size, batch_size
@@ -143,28 +162,42 @@ class CharDataModule(L.LightningDataModule):
         data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         n_train = int(self.train_fraction * len(data))
         self.train_data, self.val_data = data[:n_train], data[n_train:]
-        for split, part, key, windows in (("train", self.train_data, "batch_size", self.batch_size),
-                                          ("validation", self.val_data, "val_windows", self.val_windows)):
+        for split, part, key, windows in (
+            ("train", self.train_data, "batch_size", self.batch_size),
+            ("validation", self.val_data, "val_windows", self.val_windows),
+        ):
             if len(part) <= self.block_size + 1:
-                fits = (f"use data.block_size <= {len(part) - 2} or a longer text" if len(part) > 2 else
-                        "the text is too short to train on: give a longer one")
-                raise UserError(f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
-                                f"({len(part)} characters); {fits}")
+                fits = (
+                    f"use data.block_size <= {len(part) - 2} or a longer text"
+                    if len(part) > 2
+                    else "the text is too short to train on: give a longer one"
+                )
+                raise UserError(
+                    f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
+                    f"({len(part)} characters); {fits}"
+                )
             if windows > len(part) - self.block_size:
                 raise UserError(
                     f"data.{key}={windows} is more than the {len(part) - self.block_size} distinct windows of "
                     f"{self.block_size} characters in the {split} split of {corpus}; use data.{key} <= "
                     f"{len(part) - self.block_size}, a smaller data.block_size, or a longer text"
                 )
-        starts = torch.randint(len(self.val_data) - self.block_size, (self.val_windows,),
-                               generator=torch.Generator().manual_seed(VAL_SEED))
+        starts = torch.randint(
+            len(self.val_data) - self.block_size, (self.val_windows,), generator=torch.Generator().manual_seed(VAL_SEED)
+        )
         self.val_set = TensorDataset(*window_batch(self.val_data, starts, self.block_size))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        stream = RandomWindows(self.train_data, self.block_size, self.batch_size, self.seed,
-                               rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
-                               start_step=trainer.global_step if trainer else 0)
+        stream = RandomWindows(
+            self.train_data,
+            self.block_size,
+            self.batch_size,
+            self.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            start_step=trainer.global_step if trainer else 0,
+        )
         return DataLoader(stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -1,8 +1,21 @@
-"""User-facing errors: a wrong config value, a missing corpus, a prompt the vocabulary can't encode.
+"""User-facing errors, and how the entry points report them: one line (`error: ...`), exit status 2.
 
-Entry points print these as one line (`error: ...`) and exit with status 2, instead of a traceback.
-Everything else is a bug and keeps its traceback.
+A wrong config value, a missing corpus, a prompt the vocabulary can't encode, a kernel asked for where it cannot
+run: the message says what was wrong and what is allowed. Everything else is a bug and keeps its traceback.
 """
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import sys
+
+from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from kernels.errors import KernelUnavailableError
 
 
 class UserError(Exception):
@@ -15,3 +28,59 @@ class UnknownCharacterError(UserError, ValueError):
 
 class TrainingDivergedError(UserError):
     """The loss became NaN or infinite: the run stops, keeping its last good checkpoint."""
+
+
+USER_ERRORS = (UserError, KernelUnavailableError, CompactHydraException, OmegaConfBaseException)
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Run an entry point so that a user's mistake prints as `error: ...` (exit status 2), not a traceback.
+
+    Used around the Hydra entry point (config composition) and inside the task function (so that Hydra
+    does not add its own report). Covers our own UserErrors and Hydra/OmegaConf config errors (misspelt key,
+    wrong type, unknown option), which Hydra would otherwise print over several lines without saying what is
+    allowed. Anything else is a bug and keeps its full traceback.
+    """
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
+    try:
+        yield
+    except USER_ERRORS as exc:
+        print(f"error: {describe_user_error(exc)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def describe_user_error(exc: BaseException) -> str:
+    """One line for a mistake in the user's input: our own errors say it themselves (also when raised inside a
+    config resolver, which wraps them); config errors are rendered."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (UserError, KernelUnavailableError)):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return describe_config_error(exc)
+
+
+def describe_config_error(exc: Exception) -> str:
+    """One line for a Hydra/OmegaConf error: which key or option was wrong, and what is allowed."""
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group, _, option = (exc.missing_cfg_file or "").rpartition("/")
+        return f"{group}={option}: no such option; allowed: {', '.join(exc.options)}"
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        message = f"{cause.full_key}: {cause.msg.splitlines()[0]}"
+        schema = getattr(cause, "object_type", None)
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and dataclasses.is_dataclass(schema):
+            keys = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
+            message += f"; allowed keys here: {', '.join(keys)}"
+        return message
+    if isinstance(exc, InstantiationException) and exc.__cause__ is not None:  # the library's own reason, kept
+        target = re.search(r"target '([^']+)'", str(exc))
+        reason = " ".join(str(exc.__cause__).split())
+        return f"{target.group(1) if target else 'a config target'} refused the config: {reason}"
+    if isinstance(exc, OverrideParseException):
+        return (
+            f"cannot parse the override {exc.override!r} ({str(exc).splitlines()[0]}); quote values holding "
+            """spaces or special characters: 'prompt="Well, Prince"'"""
+        )
+    return str(exc).splitlines()[0]

@@ -22,18 +22,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
 
-from gpt.machine import describe_machine  # noqa: E402
-from gpt.sweep import ERROR_FILE  # noqa: E402
+from gpt.config import PHASES
+from gpt.machine import describe_machine
+from gpt.sweep import ERROR_FILE
 
-PHASES = ["bigram", "attention", "multihead", "block", "gpt"]  # phase order: tables and colours follow it
-PHASE_TITLES = {"bigram": "1 bigram", "attention": "2 single-head", "multihead": "3 multi-head",
-                "block": "4 block", "gpt": "5 GPT"}
+PHASE_TITLES = {name: f"{phase.number} {phase.title}" for name, phase in PHASES.items()}
 KERNEL_STYLES = {"eager": "-", "sdpa": ":", "triton": "--", "triton_naive": "-."}
+
+
+def phase_rank(phase: str) -> int:
+    """Where a phase sorts (tables and colours follow the phase order); unknown ones go last."""
+    return list(PHASES).index(phase) if phase in PHASES else len(PHASES)
 
 
 @dataclass
@@ -91,7 +95,7 @@ def colours(runs: list[Run]) -> dict[Path, str]:
     """Colour by phase (and dash by kernel) when that tells every run apart; otherwise a colour per run."""
     palette = plt.get_cmap("tab10").colors
     if len({(run.phase, run.kernel) for run in runs}) == len(runs) and len({run.phase for run in runs}) > 1:
-        return {run.dir: palette[PHASES.index(run.phase) if run.phase in PHASES else -1] for run in runs}
+        return {run.dir: palette[phase_rank(run.phase) % len(palette)] for run in runs}
     return {run.dir: palette[i % len(palette)] for i, run in enumerate(runs)}
 
 
@@ -100,8 +104,13 @@ def plot_curves(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
     for run in runs:
         if run.curve.empty:
             continue
-        style = dict(color=colour[run.dir], linestyle=KERNEL_STYLES.get(run.kernel, "-"), marker="o", markersize=3,
-                     label=run.label)
+        style = dict(
+            color=colour[run.dir],
+            linestyle=KERNEL_STYLES.get(run.kernel, "-"),
+            marker="o",
+            markersize=3,
+            label=run.label,
+        )
         by_step.plot(run.curve["step"], run.curve["val_loss"], **style)
         by_time.plot(run.curve["wall_seconds"], run.curve["val_loss"], **style)
     by_step.set(xlabel="training step", ylabel="validation loss (nats / character)", title="val loss by step")
@@ -130,26 +139,31 @@ def plot_totals(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     for i, run in enumerate(finished):
-        for ax, value, text in ((loss, run.summary["val_loss"], f"{run.summary['val_loss']:.3f}"),
-                                (speed, run.summary["tokens_per_sec"], f"{run.summary['tokens_per_sec']:,.0f}")):
+        for ax, value, text in (
+            (loss, run.summary["val_loss"], f"{run.summary['val_loss']:.3f}"),
+            (speed, run.summary["tokens_per_sec"], f"{run.summary['tokens_per_sec']:,.0f}"),
+        ):
             ax.annotate(text, (value, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
 def table(runs: list[Run]) -> str:
-    rows = ["| run | phase | kernel | its overrides | params | steps | val loss | tokens/s | wall (s) | status |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
-    order = sorted(runs, key=lambda r: (PHASES.index(r.phase) if r.phase in PHASES else len(PHASES), r.kernel,
-                                        r.sort_key))
+    rows = [
+        "| run | phase | kernel | its overrides | params | steps | val loss | tokens/s | wall (s) | status |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    order = sorted(runs, key=lambda r: (phase_rank(r.phase), r.kernel, r.sort_key))
     for run in order:
         s = run.summary or {}
-        number = lambda key, fmt: format(s[key], fmt) if s.get(key) is not None else "–"  # noqa: E731
+        number = lambda key, fmt, s=s: format(s[key], fmt) if s.get(key) is not None else "–"
         status = f"failed: {run.error}" if run.error else ("ok" if s else "did not finish")
-        rows.append(f"| {run.dir.name} | {PHASE_TITLES.get(run.phase, run.phase)} | {run.kernel} | "
-                    f"{run.label if run.label != run.dir.name else '–'} | {number('params', ',')} | {number('steps', 'd')} | "
-                    f"{number('val_loss', '.3f')} | {number('tokens_per_sec', ',.0f')} | "
-                    f"{number('wall_seconds', '.0f')} | {status.replace('|', '/')} |")
+        rows.append(
+            f"| {run.dir.name} | {PHASE_TITLES.get(run.phase, run.phase)} | {run.kernel} | "
+            f"{run.label if run.label != run.dir.name else '–'} | {number('params', ',')} | {number('steps', 'd')} | "
+            f"{number('val_loss', '.3f')} | {number('tokens_per_sec', ',.0f')} | "
+            f"{number('wall_seconds', '.0f')} | {status.replace('|', '/')} |"
+        )
     return "\n".join(rows)
 
 
@@ -171,21 +185,23 @@ def write_report(root: Path) -> Path:
     plot_totals(runs, colour, root / "final.png")
     command = sweep_command(root)
     failed = sum(run.error is not None for run in runs)
-    text = "\n".join([
-        f"# {root.name}",
-        "",
-        f"{len(runs)} runs ({failed} failed), report written {datetime.now():%Y-%m-%d %H:%M} "
-        f"on {describe_machine()}.",
-        *([f"Command: `{command}`"] if command else []),
-        *([f"Overrides shared by every run: `{' '.join(shared)}`"] if shared else []),
-        "",
-        "![validation loss by step and by wall time](val_loss.png)",
-        "",
-        "![final validation loss and throughput](final.png)",
-        "",
-        table(runs),
-        "",
-    ])
+    text = "\n".join(
+        [
+            f"# {root.name}",
+            "",
+            f"{len(runs)} runs ({failed} failed), report written {datetime.now():%Y-%m-%d %H:%M} "
+            f"on {describe_machine()}.",
+            *([f"Command: `{command}`"] if command else []),
+            *([f"Overrides shared by every run: `{' '.join(shared)}`"] if shared else []),
+            "",
+            "![validation loss by step and by wall time](val_loss.png)",
+            "",
+            "![final validation loss and throughput](final.png)",
+            "",
+            table(runs),
+            "",
+        ]
+    )
     path = root / "report.md"
     path.write_text(text)
     return path

@@ -8,17 +8,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
-from gpt.checkpoints import read_checkpoint
-from gpt.cli import SAMPLE_RANGES, check_backend, check_ranges, one_line_errors
+import kernels
 from gpt.config import CONFIG_DIR, register_configs
-from gpt.errors import UserError
-from gpt.module import LanguageModelModule
+from gpt.errors import UserError, one_line_errors
 from gpt.tokenizer import CharTokenizer
+from gpt.validation import SAMPLE_RANGES, check_ranges
+
+if TYPE_CHECKING:
+    from gpt.module import LanguageModelModule
 
 register_configs()
 
@@ -32,10 +34,18 @@ def encode_prompt(prompt: str | None, tokenizer: CharTokenizer) -> list[int]:
     return tokenizer.encode(prompt)
 
 
-def stream_text(module: LanguageModelModule, prompt: str | None, max_new_tokens: int, temperature: float = 1.0,
-                top_k: int | None = None, seed: int = 0) -> Iterator[str]:
+def stream_text(
+    module: LanguageModelModule,
+    prompt: str | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Iterator[str]:
     """The prompt, then each sampled character as soon as it is drawn (options checked by the caller:
     SAMPLE_RANGES)."""
+    import torch  # here, not at the top: `--help` and option errors answer without loading torch
+
     tokenizer = module.tokenizer
     prompt_ids = encode_prompt(prompt, tokenizer)
     yield tokenizer.decode(prompt_ids)
@@ -51,8 +61,14 @@ def stream_text(module: LanguageModelModule, prompt: str | None, max_new_tokens:
         model.train(was_training)
 
 
-def generate_text(module: LanguageModelModule, prompt: str | None, max_new_tokens: int, temperature: float = 1.0,
-                  top_k: int | None = None, seed: int = 0) -> str:
+def generate_text(
+    module: LanguageModelModule,
+    prompt: str | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> str:
     """The prompt followed by max_new_tokens sampled characters."""
     return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed))
 
@@ -61,12 +77,15 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
+    if backend is not None:
+        kernels.check_backend(backend)
+    from gpt.checkpoints import read_checkpoint  # torch and Lightning: loaded once the options are known good
+    from gpt.module import LanguageModelModule
+
     overrides = {}
     hparams = read_checkpoint(ckpt)["hyper_parameters"]
-    if backend is not None:
-        check_backend(backend)
-        if "backend" in hparams["model"]:
-            overrides["model"] = {**hparams["model"], "backend": backend}
+    if backend is not None and "backend" in hparams["model"]:
+        overrides["model"] = {**hparams["model"], "backend": backend}
     return LanguageModelModule.load_from_checkpoint(ckpt, map_location="cpu", **overrides)
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gpt.cli import USER_ERRORS, describe_user_error
+from gpt.errors import USER_ERRORS, describe_user_error
 
 ERROR_FILE = "error.txt"
 
@@ -56,6 +56,9 @@ class ReportAfterSweep(Callback):
         failed = sorted(sweep_dir.glob(f"*/{ERROR_FILE}"))
         print(f"\nsweep report: {report}")
         if failed:
-            print(f"{len(failed)} job(s) failed, the others' results are kept: "
-                  f"{', '.join(path.parent.name for path in failed)}", file=sys.stderr)
+            print(
+                f"{len(failed)} job(s) failed, the others' results are kept: "
+                f"{', '.join(path.parent.name for path in failed)}",
+                file=sys.stderr,
+            )
             sys.exit(1)

@@ -6,223 +6,39 @@
 
 Each run writes, in its Hydra run dir: the composed config (.hydra/), metrics.csv, W&B files (offline unless
 credentials exist), checkpoints/last.ckpt, and summary.json; then it prints a sample.
+
+Only Hydra and the config checks load before a run is known to be good: `--help`, `--cfg job` and every
+config error answer in about a second; torch, Lightning and W&B load with gpt.training, for the run itself.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import shlex
-import signal
-import sys
-import time
-import warnings
-from netrc import netrc
 from pathlib import Path
 
 import hydra
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gpt.callbacks import (CheckpointOnSignal, RandomState, StepProgressBar, StopOnNonFiniteLoss, TokensPerSecond,
-                           TrainingInterrupted, ValidateOnLastStep)
-from gpt.checkpoints import (check_resumable, continue_metrics, exclusive, find_checkpoint, read_checkpoint,
-                             write_atomically)
-from gpt.cli import check_config, one_line_errors
 from gpt.config import CONFIG_DIR, register_configs
-from gpt.data import CharDataModule
-from gpt.errors import UserError
-from gpt.module import LanguageModelModule
-from gpt.sample import encode_prompt, generate_text
+from gpt.errors import one_line_errors
+from gpt.run_dirs import exclusive
 from gpt.sweep import run_sweep_job
+from gpt.validation import check_config
 
 register_configs()
-# Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
-logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's database layer, loaded by +experiment=search
-
-# Known-harmless library notices that would otherwise bury the run's own output:
-for notice in (
-    ".*does not have many workers.*",  # batches come from an in-memory tensor: workers would only add overhead
-    ".*Experiment logs directory .* exists and is not empty.*",  # the CSV log shares the run dir with .hydra/
-    ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
-    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
-):
-    warnings.filterwarnings("ignore", message=notice)
-
-
-def wandb_mode(requested: str | None) -> str:
-    """online when the user has W&B credentials, offline otherwise: never a login prompt, never a hang."""
-    if requested:
-        return requested
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].rstrip("/")
-    try:
-        return "online" if netrc(os.environ.get("NETRC")).authenticators(host) else "offline"
-    except (OSError, ValueError):  # no ~/.netrc, or an unreadable one
-        return "offline"
-
-
-def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) -> list:
-    """CSV in the run dir; W&B as one run per job: a sweep's jobs share a group (the sweep dir's name) and keep
-    their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config.
-    A resumed run continues its W&B run (same id), as its metrics.csv continues."""
-    loggers = []
-    if cfg.logger.csv:
-        loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
-    if cfg.logger.wandb:
-        hydra = HydraConfig.get()
-        sweeping = hydra.mode == RunMode.MULTIRUN
-        save_dir = Path(hydra.sweep.dir) if sweeping else run_dir
-        save_dir.mkdir(parents=True, exist_ok=True)
-        previous = sorted((save_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime) if cfg.resume else []
-        wandb_logger = WandbLogger(
-            project=cfg.logger.wandb_project, entity=cfg.logger.wandb_entity, mode=wandb_mode(cfg.logger.wandb_mode),
-            name=run_dir.name, group=save_dir.name if sweeping else None, job_type=phase,
-            tags=[phase, cfg.kernel.backend, precision], save_dir=str(save_dir),
-            config={**OmegaConf.to_container(cfg, resolve=True), "overrides": list(hydra.overrides.task),
-                    "precision_run": precision},
-            **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
-        )
-        # Lightning always passes anonymous=None, which W&B >= 0.2x answers with a deprecation warning on every run
-        wandb_logger._wandb_init.pop("anonymous", None)
-        loggers.append(wandb_logger)
-    return loggers
-
-
-def finish_wandb(loggers: list, sample: str | None, step: int, prompt: str | None) -> None:
-    """The sample as a text table, then close the run so the next job of a multirun starts a fresh one."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            if sample is not None:
-                logger.log_text(key="sample", columns=["step", "prompt", "text"], data=[[step, prompt, sample]])
-            logger.experiment.finish(exit_code=0 if sample is not None else 1)
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train one run in Hydra's run dir, which this process holds for itself until the run ends."""
+    """Check the config, then train one run in Hydra's run dir, which this process holds until the run ends.
+    Returns the run's summary (also written to summary.json)."""
     check_config(cfg)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    from gpt.training import train_in  # torch, Lightning, W&B: loaded once the config is known to be good
+
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
     with exclusive(run_dir):
-        return train_in(run_dir, cfg, phase=HydraConfig.get().runtime.choices["model"])
-
-
-def finished(run_dir: Path, step: int, max_steps: int) -> dict:
-    """A resumed run that had already finished: say so and change nothing; its summary stands."""
-    print(f"resume: {run_dir} already finished (step {step} of trainer.max_steps={max_steps}); nothing to do, "
-          "nothing changed")
-    summary = run_dir / "summary.json"
-    return json.loads(summary.read_text()) if summary.exists() else {"val_loss": None, "run_dir": str(run_dir)}
-
-
-def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    datamodule: CharDataModule = instantiate(cfg.data)
-    datamodule.setup("fit")  # the vocabulary must be known to build the model
-    encode_prompt(cfg.sample.prompt, datamodule.tokenizer)  # a prompt it can't encode: refused now, not after training
-    module = LanguageModelModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        vocab=datamodule.tokenizer.chars,
-        max_steps=cfg.trainer.max_steps,
-    )
-    if cfg.compile:
-        module.model.compile()  # in place: checkpoints keep the plain parameter names
-
-    checkpoint_path = None
-    if cfg.resume:
-        checkpoint_path = find_checkpoint(cfg.resume, phase)
-        checkpoint = read_checkpoint(checkpoint_path)
-        check_resumable(checkpoint, checkpoint_path, cfg, vocab=datamodule.tokenizer.chars)
-        if checkpoint["global_step"] >= cfg.trainer.max_steps:
-            return finished(run_dir, checkpoint["global_step"], cfg.trainer.max_steps)
-        print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")
-
-    throughput = TokensPerSecond()
-    # checkpoints/last.ckpt after every validation (what resume= continues), best.ckpt at the lowest val loss.
-    last_checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    checkpoints = [ModelCheckpoint(dirpath=last_checkpoint.parent, filename=last_checkpoint.stem, monitor=None,
-                                   save_top_k=1, enable_version_counter=False),
-                   ModelCheckpoint(dirpath=last_checkpoint.parent, filename="best", monitor="val/loss", save_top_k=1,
-                                   enable_version_counter=False)]
-    callbacks = [throughput, ValidateOnLastStep(), *checkpoints, CheckpointOnSignal(last_checkpoint),
-                 StopOnNonFiniteLoss(), RandomState(), RichModelSummary()]
-    if cfg.logger.csv or cfg.logger.wandb:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    if cfg.trainer.enable_progress_bar:
-        callbacks.append(StepProgressBar(refresh_rate=10))
-    # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
-    loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
-    if checkpoint_path is not None:
-        for logger in loggers:
-            if isinstance(logger, CSVLogger):
-                continue_metrics(logger, checkpoint["global_step"])
-    trainer.loggers = loggers
-
-    sample = None
-    try:
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
-        wall_seconds = time.perf_counter() - start
-        if trainer.is_global_zero:
-            module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
-            sample = generate_text(module, prompt=cfg.sample.prompt, max_new_tokens=cfg.sample.max_new_tokens,
-                                   temperature=cfg.sample.temperature, top_k=cfg.sample.top_k, seed=cfg.seed)
-    except TrainingInterrupted as stop:
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
-        print(f"{stop}\nresume with: python -m gpt.train {shlex.join([*overrides, f'resume={run_dir}'])}",
-              file=sys.stderr)
-        sys.exit(128 + signal.Signals[stop.signal_name].value)
-    except Exception as exc:  # say what is kept before the error is reported
-        kept = describe_last_checkpoint(last_checkpoint)
-        if isinstance(exc, UserError):
-            raise type(exc)(f"{exc}. {kept}") from None
-        print(f"training stopped by an error. {kept}", file=sys.stderr)
-        raise
-    finally:
-        finish_wandb(loggers, sample, trainer.global_step, cfg.sample.prompt)
-
-    val_loss = trainer.callback_metrics.get("val/loss")
-    train_loss = trainer.callback_metrics.get("train/loss")
-    summary = {
-        "phase": phase,
-        "kernel": cfg.kernel.backend,
-        "params": module.model.num_params(),
-        "steps": trainer.global_step,
-        "tokens_seen": throughput.tokens,
-        "train_loss": None if train_loss is None else round(float(train_loss), 4),
-        "val_loss": None if val_loss is None else round(float(val_loss), 4),
-        "tokens_per_sec": round(throughput.tokens_per_sec, 1),
-        "wall_seconds": round(wall_seconds, 1),
-        "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
-        "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
-        "run_dir": str(run_dir),
-    }
-    if trainer.is_global_zero:
-        write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        print(f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
-              f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n")
-        print(sample)
-        print(f"\nrun dir: {run_dir}")
-    return summary
-
-
-def describe_last_checkpoint(path: Path) -> str:
-    if not path.exists():
-        return "No checkpoint had been saved yet"
-    return f"The last good checkpoint is kept: {path} (step {read_checkpoint(path)['global_step']})"
+        return train_in(run_dir, cfg, phase=hydra_config.runtime.choices["model"])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

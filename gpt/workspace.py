@@ -24,23 +24,41 @@ KERNEL = wr.Config("kernel.backend")
 
 def build_workspace(entity: str, project: str, group: str | None = None) -> ws.Workspace:
     sections = [
-        ws.Section(name="Validation loss by phase", is_open=True, panels=[
-            wr.LinePlot(title="val loss by step, per phase", x="Step", y=["val/loss"], groupby=PHASE),
-            wr.LinePlot(title="val loss by wall time, per phase", x="RelativeTime(Wall)", y=["val/loss"],
-                        groupby=PHASE),
-        ]),
-        ws.Section(name="Eager vs Triton", is_open=True, panels=[
-            wr.LinePlot(title="train loss, per attention kernel", x="Step", y=["train/loss"], groupby=KERNEL),
-            wr.LinePlot(title="val loss, per attention kernel", x="Step", y=["val/loss"], groupby=KERNEL),
-        ]),
-        ws.Section(name="Throughput", is_open=True, panels=[
-            wr.LinePlot(title="tokens/s during training", x="Step", y=["train/tokens_per_sec"]),
-            wr.BarPlot(title="tokens/s per kernel", metrics=["train/tokens_per_sec"], groupby=KERNEL),
-        ]),
+        ws.Section(
+            name="Validation loss by phase",
+            is_open=True,
+            panels=[
+                wr.LinePlot(title="val loss by step, per phase", x="Step", y=["val/loss"], groupby=PHASE),
+                wr.LinePlot(
+                    title="val loss by wall time, per phase", x="RelativeTime(Wall)", y=["val/loss"], groupby=PHASE
+                ),
+            ],
+        ),
+        ws.Section(
+            name="Eager vs Triton",
+            is_open=True,
+            panels=[
+                wr.LinePlot(title="train loss, per attention kernel", x="Step", y=["train/loss"], groupby=KERNEL),
+                wr.LinePlot(title="val loss, per attention kernel", x="Step", y=["val/loss"], groupby=KERNEL),
+            ],
+        ),
+        ws.Section(
+            name="Throughput",
+            is_open=True,
+            panels=[
+                wr.LinePlot(title="tokens/s during training", x="Step", y=["train/tokens_per_sec"]),
+                wr.BarPlot(title="tokens/s per kernel", metrics=["train/tokens_per_sec"], groupby=KERNEL),
+            ],
+        ),
     ]
     runs = ws.RunsetSettings(filters=[ws.Metric("Group") == group] if group else "")
-    return ws.Workspace(entity=entity, project=project, name=f"gpt comparison{f' ({group})' if group else ''}",
-                        sections=sections, runset_settings=runs)
+    return ws.Workspace(
+        entity=entity,
+        project=project,
+        name=f"gpt comparison{f' ({group})' if group else ''}",
+        sections=sections,
+        runset_settings=runs,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,9 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         print(workspace.save().url)
-    except Exception as exc:  # noqa: BLE001 - no login, no network, no such entity: W&B's reasons vary
-        sys.exit(f"error: could not save the workspace to W&B entity {args.entity!r} ({type(exc).__name__}: "
-                 f"{' '.join(str(exc).split())[:300]}); run `wandb login` first, or use --dry-run")
+    except Exception as exc:
+        sys.exit(
+            f"error: could not save the workspace to W&B entity {args.entity!r} ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}); run `wandb login` first, or use --dry-run"
+        )
 
 
 if __name__ == "__main__":

@@ -1,45 +1,108 @@
 """Attention backends behind one interface. The models call only `kernels.attention`.
 
     out = kernels.attention(q, k, v, backend="eager", causal=True)   # q, k, v: (batch, heads, T, head_dim)
-    y = kernels.softmax(x)                                            # fused Triton softmax over the last dim
 
-Backends:
-    eager         hand-written softmax(QK^T/sqrt(d) + causal mask) V in PyTorch (materialises T x T)
-    sdpa          torch.nn.functional.scaled_dot_product_attention, the reference
-    triton_naive  the same textbook algorithm as Triton kernels: matmul, fused masked softmax, matmul
-    triton        flash attention in Triton: tiled online softmax, O(T) memory, recomputing backward
-
-The Triton backends need a CUDA GPU, or TRITON_INTERPRET=1 to run in Triton's CPU interpreter. They have no
-attention dropout: with dropout_p > 0 they raise.
+BACKENDS below is the one registry of backends: the config's `kernel=` choices, the checks that a backend
+exists, can run here and supports attention dropout, and the benchmarks all read it. A backend's code is
+imported the first time it runs, so that choosing one (and every config error) costs no torch or triton import.
+The fused Triton softmax is `kernels.softmax.softmax`.
 """
 
-import torch
+from __future__ import annotations
 
-from kernels.eager import eager_attention
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
 from kernels.errors import KernelUnavailableError
-from kernels.flash_attention import flash_attention
-from kernels.naive_attention import naive_attention
-from kernels.sdpa import sdpa_attention
-from kernels.softmax import softmax
-from kernels.triton_runtime import check_can_run
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    function: str  # "module:function", taking (q, k, v, causal=..., [dropout_p=...])
+    summary: str
+    triton: bool = False  # Triton kernels: need a CUDA GPU or TRITON_INTERPRET=1, and have no attention dropout
+
+    @property
+    def has_dropout(self) -> bool:
+        return not self.triton
+
+    def load(self):
+        return _load(self.function)
+
 
 BACKENDS = {
-    "eager": eager_attention,
-    "sdpa": sdpa_attention,
-    "triton_naive": naive_attention,
-    "triton": flash_attention,
+    backend.name: backend
+    for backend in (
+        Backend("eager", "kernels.eager:eager_attention", "softmax(QK^T/sqrt(d) + causal mask) V in plain PyTorch"),
+        Backend("sdpa", "kernels.sdpa:sdpa_attention", "torch's F.scaled_dot_product_attention, the reference"),
+        Backend(
+            "triton_naive",
+            "kernels.naive_attention:naive_attention",
+            "the textbook algorithm as Triton kernels: matmul, fused masked softmax, matmul",
+            triton=True,
+        ),
+        Backend(
+            "triton",
+            "kernels.flash_attention:flash_attention",
+            "flash attention in Triton: tiled online softmax, O(T) memory, recomputing backward",
+            triton=True,
+        ),
+    )
 }
-TRITON_BACKENDS = ("triton_naive", "triton")
+TRITON_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.triton)
 
-__all__ = ["attention", "softmax", "BACKENDS", "TRITON_BACKENDS", "KernelUnavailableError", "check_can_run"]
+__all__ = ["BACKENDS", "TRITON_BACKENDS", "Backend", "KernelUnavailableError", "attention", "check_backend"]
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = "eager", causal: bool = True,
-              dropout_p: float = 0.0) -> torch.Tensor:
+@cache
+def _load(function: str):
+    module, name = function.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def lookup(name: str, dropout_p: float = 0.0) -> Backend:
+    """The backend called `name`, refusing an unknown name and dropout a backend does not have."""
+    if name not in BACKENDS:
+        raise KernelUnavailableError(f"kernel={name}: no such attention backend; allowed: {', '.join(BACKENDS)}")
+    backend = BACKENDS[name]
+    if dropout_p > 0 and not backend.has_dropout:
+        raise KernelUnavailableError(
+            f"model.dropout={dropout_p} with kernel={name}: it has no attention dropout; use model.dropout=0, "
+            f"or kernel={'|'.join(n for n, b in BACKENDS.items() if b.has_dropout)}"
+        )
+    return backend
+
+
+def check_backend(name: str, dropout_p: float = 0.0) -> Backend:
+    """`lookup`, and the backend can run on this machine (checked before a run starts, not at its first step)."""
+    backend = lookup(name, dropout_p)
+    if backend.triton:
+        from kernels.triton_runtime import check_can_run  # torch and triton: only for a Triton backend
+
+        check_can_run(f"kernel={name}")
+    return backend
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    backend: str = "eager",
+    causal: bool = True,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
     """Scaled dot-product attention over (batch, heads, T, head_dim) tensors, differentiable for every backend."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    function = lookup(backend, dropout_p).load()
     if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
-        raise ValueError(f"q, k, v must share one (batch, heads, T, head_dim) shape; got {tuple(q.shape)}, "
-                         f"{tuple(k.shape)}, {tuple(v.shape)}")
-    return BACKENDS[backend](q, k, v, causal=causal, dropout_p=dropout_p)
+        raise ValueError(
+            f"q, k, v must share one (batch, heads, T, head_dim) shape; got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    return function(q, k, v, causal=causal, **({"dropout_p": dropout_p} if dropout_p > 0 else {}))

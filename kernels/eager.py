@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 
-def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
-                    dropout_p: float = 0.0) -> torch.Tensor:
+def eager_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, dropout_p: float = 0.0
+) -> torch.Tensor:
     """q, k, v: (batch, heads, T, head_dim) -> (batch, heads, T, head_dim)."""
     T, S = q.size(-2), k.size(-2)
     # Dividing by sqrt(head_dim) keeps the scores' variance ~1 for unit-variance q and k, so the softmax

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import csv
 import hashlib
-import importlib
 import io
 import itertools
 import math
@@ -41,11 +40,10 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 
-# `kernels/__init__.py` re-exports functions named like these modules, so import the modules by path.
-flash = importlib.import_module("kernels.flash_attention")
-naive = importlib.import_module("kernels.naive_attention")
-softmax = importlib.import_module("kernels.softmax")
-runtime = importlib.import_module("kernels.triton_runtime")
+import kernels.flash_attention as flash
+import kernels.naive_attention as naive
+import kernels.triton_runtime as runtime
+from kernels import softmax
 
 TARGETS = {"sm_80": (80, 166_912), "sm_90": (90, 232_448)}  # compute capability, shared bytes per block
 # Spilled registers go to local memory, cached in L1: a few words spilled once per program (the epilogue) cost
@@ -53,10 +51,15 @@ TARGETS = {"sm_80": (80, 166_912), "sm_90": (90, 232_448)}  # compute capability
 # thread allows the former and not the latter at any tile the configs use.
 SPILL_BUDGET = 64
 # (torch dtype name, pointer type, tl.dot input_precision): fp32 in each of torch's three matmul precisions
-OPERANDS = [("float32", "fp32", "ieee"), ("float32", "fp32", "tf32x3"), ("float32", "fp32", "tf32"),
-            ("bfloat16", "bf16", "tf32"), ("float16", "fp16", "tf32")]
+OPERANDS = [
+    ("float32", "fp32", "ieee"),
+    ("float32", "fp32", "tf32x3"),
+    ("float32", "fp32", "tf32"),
+    ("bfloat16", "bf16", "tf32"),
+    ("float16", "fp16", "tf32"),
+]
 HEAD_DIM_BLOCKS = [16, 32, 64, 128]  # BLOCK_D: head_dim rounded up to a power of two, at least 16
-SOFTMAX_ROWS = [2 ** n for n in range(4, softmax.MAX_ROW.bit_length())]  # BLOCK: row length rounded up to a
+SOFTMAX_ROWS = [2**n for n in range(4, softmax.MAX_ROW.bit_length())]  # BLOCK: row length rounded up to a
 # power of two, up to MAX_ROW
 KERNEL_SOURCES = ["flash_attention.py", "naive_attention.py", "softmax.py", "triton_runtime.py"]
 OUT_DIR = Path(__file__).resolve().parents[1] / "experiments" / "kernels_compile"
@@ -65,6 +68,7 @@ OUT_DIR = Path(__file__).resolve().parents[1] / "experiments" / "kernels_compile
 @dataclass
 class Case:
     """One kernel specialisation: what the wrapper would launch for some input."""
+
     kernel: str
     fn: object  # the @triton.jit function
     pointers: dict  # pointer argument -> element type ("bf16", "fp32", ...)
@@ -96,9 +100,12 @@ def _signature(case: Case) -> tuple[dict, dict, dict]:
         else:
             signature[name] = "fp32" if name in case.floats else "i32"
     # pointers from torch's allocator are 16-byte aligned, and the row strides multiples of 16 elements
-    divisible = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(case.fn.arg_names)
-                 if name in case.pointers or (name.startswith("stride") and name not in case.unit_strides
-                                              and name not in case.constexprs)}
+    divisible = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(case.fn.arg_names)
+        if name in case.pointers
+        or (name.startswith("stride") and name not in case.unit_strides and name not in case.constexprs)
+    }
     return signature, constexprs, divisible
 
 
@@ -110,10 +117,12 @@ def compile_case(case: Case) -> dict:
     knobs.nvidia.dump_ptxas_log = True  # Triton prints ptxas's -v report to stdout
     try:
         with contextlib.redirect_stdout(log):
-            compiled = triton.compile(ASTSource(case.fn, signature, constexprs, attrs),
-                                      target=GPUTarget("cuda", capability, 32),
-                                      options={"num_warps": case.num_warps, "num_stages": case.num_stages})
-    except Exception as error:  # noqa: BLE001 - any compiler failure is this case's result
+            compiled = triton.compile(
+                ASTSource(case.fn, signature, constexprs, attrs),
+                target=GPUTarget("cuda", capability, 32),
+                options={"num_warps": case.num_warps, "num_stages": case.num_stages},
+            )
+    except Exception as error:
         return {"error": " ".join(str(error).split())[:200]}
     report = log.getvalue()
 
@@ -121,8 +130,12 @@ def compile_case(case: Case) -> dict:
         match = re.search(pattern, report)
         return int(match.group(1)) if match else -1
 
-    result = {"shared": compiled.metadata.shared, "registers": number(r"Used (\d+) registers"),
-              "spills": number(r"(\d+) bytes spill stores"), "error": ""}
+    result = {
+        "shared": compiled.metadata.shared,
+        "registers": number(r"Used (\d+) registers"),
+        "spills": number(r"(\d+) bytes spill stores"),
+        "error": "",
+    }
     if result["shared"] > shared_limit:
         result["error"] = f"shared memory {result['shared']} B > {shared_limit} B"
     elif result["spills"] > SPILL_BUDGET:
@@ -136,31 +149,80 @@ def attention_cases(target: str) -> list[Case]:
     """What the attention wrappers can launch on this target: flash's usable autotune configs, naive's tile."""
     capability = (TARGETS[target][0] // 10, 0)
     cases = []
-    kernels = [("flash forward", flash._flash_forward, flash.FORWARD_TUNING, ["Q", "K", "V", "O"], ["LSE"],
-                ("qk_scale",)),
-               ("flash backward dK dV", flash._flash_backward_dkdv, flash.DKDV_TUNING,
-                ["Q", "K", "V", "DO", "DK", "DV"], ["LSE", "DELTA"], ("scale",)),
-               ("flash backward dQ", flash._flash_backward_dq, flash.DQ_TUNING, ["Q", "K", "V", "DO", "DQ"],
-                ["LSE", "DELTA"], ("scale",))]
-    for (name, tuner, configs, tensors, fp32_buffers, floats), (_, pointer, precision), block_d, causal in \
-            itertools.product(kernels, OPERANDS, HEAD_DIM_BLOCKS, (True, False)):
+    kernels = [
+        ("flash forward", flash._flash_forward, flash.FORWARD_TUNING, ["Q", "K", "V", "O"], ["LSE"], ("scale",)),
+        (
+            "flash backward dK dV",
+            flash._flash_backward_dkdv,
+            flash.DKDV_TUNING,
+            ["Q", "K", "V", "DO", "DK", "DV"],
+            ["LSE", "DELTA"],
+            ("scale",),
+        ),
+        (
+            "flash backward dQ",
+            flash._flash_backward_dq,
+            flash.DQ_TUNING,
+            ["Q", "K", "V", "DO", "DQ"],
+            ["LSE", "DELTA"],
+            ("scale",),
+        ),
+    ]
+    for (name, tuner, configs, tensors, fp32_buffers, floats), (
+        _,
+        pointer,
+        precision,
+    ), block_d, causal in itertools.product(kernels, OPERANDS, HEAD_DIM_BLOCKS, (True, False)):
         unit = tuple(a for a in tuner.fn.arg_names if a.startswith("stride") and a.endswith("d"))
         pointers = {**dict.fromkeys(tensors, pointer), **dict.fromkeys(fp32_buffers, "fp32")}
         for config in flash.usable(configs, 4 if pointer == "fp32" else 2, block_d, capability):
-            cases.append(Case(name, tuner.fn, pointers,
-                              {"CAUSAL": causal, "PRECISION": precision, "BLOCK_D": block_d, **config.kwargs},
-                              config.num_warps, config.num_stages, floats, unit, target))
+            cases.append(
+                Case(
+                    name,
+                    tuner.fn,
+                    pointers,
+                    {"CAUSAL": causal, "PRECISION": precision, "BLOCK_D": block_d, **config.kwargs},
+                    config.num_warps,
+                    config.num_stages,
+                    floats,
+                    unit,
+                    target,
+                )
+            )
     for pointer, block_d in itertools.product(("fp32", "bf16", "fp16"), HEAD_DIM_BLOCKS):
-        cases.append(Case("flash backward delta", flash._flash_backward_delta,
-                          {"O": pointer, "DO": pointer, "DELTA": "fp32"}, {"BLOCK_M": 64, "BLOCK_D": block_d}, 4, 3,
-                          unit_strides=("stride_od", "stride_dod"), target=target))
+        cases.append(
+            Case(
+                "flash backward delta",
+                flash._flash_backward_delta,
+                {"O": pointer, "DO": pointer, "DELTA": "fp32"},
+                {"BLOCK_M": 64, "BLOCK_D": block_d},
+                4,
+                3,
+                unit_strides=("stride_od", "stride_dod"),
+                target=target,
+            )
+        )
     for (_, pointer, precision), a_unit, b_unit in itertools.product(
-            OPERANDS, ("stride_ak", "stride_am"), ("stride_bn", "stride_bk")):  # each operand plain or transposed
+        OPERANDS, ("stride_ak", "stride_am"), ("stride_bn", "stride_bk")
+    ):  # each operand plain or transposed
         tile = naive.TILES[4 if pointer == "fp32" else 2]
-        cases.append(Case("naive matmul", naive._batched_matmul, {"a_ptr": pointer, "b_ptr": pointer, "c_ptr": "fp32"},
-                          {"DOT": {"fp32": tl.float32, "bf16": tl.bfloat16, "fp16": tl.float16}[pointer],
-                           "PRECISION": precision, **{k: v for k, v in tile.items() if k.startswith("BLOCK")}},
-                          tile["num_warps"], tile["num_stages"], ("alpha",), (a_unit, b_unit, "stride_cn"), target))
+        cases.append(
+            Case(
+                "naive matmul",
+                naive._batched_matmul,
+                {"a_ptr": pointer, "b_ptr": pointer, "c_ptr": "fp32"},
+                {
+                    "DOT": {"fp32": tl.float32, "bf16": tl.bfloat16, "fp16": tl.float16}[pointer],
+                    "PRECISION": precision,
+                    **{k: v for k, v in tile.items() if k.startswith("BLOCK")},
+                },
+                tile["num_warps"],
+                tile["num_stages"],
+                ("alpha",),
+                (a_unit, b_unit, "stride_cn"),
+                target,
+            )
+        )
     return cases
 
 
@@ -170,10 +232,28 @@ def softmax_cases(target: str) -> list[Case]:
         config = softmax.launch_config(n_cols)
         warps, stages = config.pop("num_warps"), config["NUM_STAGES"]
         for causal in (True, False):
-            cases.append(Case("softmax forward", softmax._softmax_forward, {"x_ptr": "fp32", "y_ptr": pointer},
-                              {"CAUSAL": causal, **config}, warps, stages, target=target))
-        cases.append(Case("softmax backward", softmax._softmax_backward,
-                          {"y_ptr": pointer, "dy_ptr": "fp32", "dx_ptr": "fp32"}, config, warps, stages, target=target))
+            cases.append(
+                Case(
+                    "softmax forward",
+                    softmax._softmax_forward,
+                    {"x_ptr": "fp32", "y_ptr": pointer},
+                    {"CAUSAL": causal, **config},
+                    warps,
+                    stages,
+                    target=target,
+                )
+            )
+        cases.append(
+            Case(
+                "softmax backward",
+                softmax._softmax_backward,
+                {"y_ptr": pointer, "dy_ptr": "fp32", "dx_ptr": "fp32"},
+                config,
+                warps,
+                stages,
+                target=target,
+            )
+        )
     return cases
 
 
@@ -208,8 +288,19 @@ def source_hash() -> str:
 def write_table(cases: list[Case], seconds: float) -> Path:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     columns = ["kernel", "target", "dtype", "config", "shared_bytes", "registers", "spill_bytes", "error"]
-    rows = [[c.kernel, c.target, c.dtype(), c.describe(), c.result.get("shared", ""), c.result.get("registers", ""),
-             c.result.get("spills", ""), c.result["error"]] for c in cases]
+    rows = [
+        [
+            c.kernel,
+            c.target,
+            c.dtype(),
+            c.describe(),
+            c.result.get("shared", ""),
+            c.result.get("registers", ""),
+            c.result.get("spills", ""),
+            c.result["error"],
+        ]
+        for c in cases
+    ]
     with open(OUT_DIR / "kernels_compile.csv", "w", newline="") as f:
         csv.writer(f).writerows([columns, *rows])
     ptxas = ", ".join(f"{target} {get_ptxas(capability).version}" for target, (capability, _) in TARGETS.items())
@@ -219,8 +310,11 @@ def write_table(cases: list[Case], seconds: float) -> Path:
     for c in cases:
         key = (c.kernel, c.target)
         shared, regs, spills = worst.get(key, (0, 0, 0))
-        worst[key] = (max(shared, c.result.get("shared", 0)), max(regs, c.result.get("registers", 0)),
-                      max(spills, c.result.get("spills", 0)))
+        worst[key] = (
+            max(shared, c.result.get("shared", 0)),
+            max(regs, c.result.get("registers", 0)),
+            max(spills, c.result.get("spills", 0)),
+        )
     lines = [
         "# Every Triton kernel compiled for sm_80 and sm_90, without a GPU",
         "",
@@ -254,15 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = pool.map(_compile_nth, itertools.repeat(args.sample), range(len(cases)), chunksize=4)
-        for case, result in zip(cases, results):
+        for case, result in zip(cases, results, strict=True):
             case.result = result
     seconds = time.time() - start
     failed = [c for c in cases if c.result["error"]]
     print(f"{'kernel':22} {'target':6} {'dtype':5} {'shared':>7} {'regs':>4} {'spill':>5}  config")
     for c in cases:
         r = c.result
-        print(f"{c.kernel:22} {c.target:6} {c.dtype():5} {r.get('shared', ''):>7} {r.get('registers', ''):>4} "
-              f"{r.get('spills', ''):>5}  {c.describe()}" + (f"  FAILED: {r['error']}" if r["error"] else ""))
+        print(
+            f"{c.kernel:22} {c.target:6} {c.dtype():5} {r.get('shared', ''):>7} {r.get('registers', ''):>4} "
+            f"{r.get('spills', ''):>5}  {c.describe()}" + (f"  FAILED: {r['error']}" if r["error"] else "")
+        )
     if not args.sample:
         print(f"wrote {write_table(cases, seconds)}")
     print(f"{len(cases)} compilations in {seconds:.0f} s, {len(failed)} failed")

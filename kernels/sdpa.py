@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 
-def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
-                   dropout_p: float = 0.0) -> torch.Tensor:
+def sdpa_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, dropout_p: float = 0.0
+) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout_p)

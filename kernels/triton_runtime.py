@@ -38,23 +38,29 @@ except ImportError:  # triton ships for Linux only
 def check_can_run(name: str, *tensors: torch.Tensor) -> None:
     """Raise KernelUnavailableError, saying both ways out, where the Triton kernels cannot run."""
     if triton is None:
-        raise KernelUnavailableError(f"{name} needs the triton package (Linux only), which is not installed; "
-                                     "use kernel=eager or kernel=sdpa")
+        raise KernelUnavailableError(
+            f"{name} needs the triton package (Linux only), which is not installed; use kernel=eager or kernel=sdpa"
+        )
     if INTERPRETING:
         return
     if not torch.cuda.is_available():
-        raise KernelUnavailableError(f"{name} needs a CUDA GPU and none was found: run on a GPU, or set "
-                                     "TRITON_INTERPRET=1 to run the same kernels in Triton's (slow) CPU interpreter")
+        raise KernelUnavailableError(
+            f"{name} needs a CUDA GPU and none was found: run on a GPU, or set "
+            "TRITON_INTERPRET=1 to run the same kernels in Triton's (slow) CPU interpreter"
+        )
     for tensor in tensors:
         if not tensor.is_cuda:
-            raise KernelUnavailableError(f"{name} got a tensor on {tensor.device}: put the model on the GPU "
-                                         "(trainer.accelerator=gpu), or set TRITON_INTERPRET=1 for the CPU interpreter")
+            raise KernelUnavailableError(
+                f"{name} got a tensor on {tensor.device}: put the model on the GPU "
+                "(trainer.accelerator=gpu), or set TRITON_INTERPRET=1 for the CPU interpreter"
+            )
 
 
 def check_dtype(name: str, tensor: torch.Tensor) -> None:
     if tensor.dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise KernelUnavailableError(f"{name} takes float32, bfloat16 or float16 tensors, not {tensor.dtype}; "
-                                     "use kernel=eager or kernel=sdpa")
+        raise KernelUnavailableError(
+            f"{name} takes float32, bfloat16 or float16 tensors, not {tensor.dtype}; use kernel=eager or kernel=sdpa"
+        )
 
 
 def dot_precision(dtype: torch.dtype) -> str:

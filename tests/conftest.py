@@ -1,25 +1,46 @@
-"""Shared fixtures: the corpus, small text files, and a runner for the real entry points."""
+"""Shared fixtures: the corpus, small text files, and runners for the real entry points."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 # The Triton kernels run compiled where there is a CUDA GPU and through Triton's CPU interpreter elsewhere
-# (TRITON_INTERPRET=1 forces the interpreter anywhere). It must be set before triton is first imported;
-# subprocesses inherit it.
+# (TRITON_INTERPRET=1 forces the interpreter anywhere). It must be set before triton is first imported (Lightning
+# imports it, through torch._dynamo); subprocesses inherit it.
 os.environ.setdefault("TRITON_INTERPRET", "0" if torch.cuda.is_available() else "1")
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
+
+from gpt.config import CONFIG_DIR
+from gpt.data import resolve_corpus
+from gpt.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 # The fast settings every tiny end-to-end run shares; tests add the overrides they are about.
-TINY = ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.batch_size=4", "data.block_size=16",
-        "data.val_windows=8", "trainer.enable_progress_bar=false", "sample.max_new_tokens=20", "logger=csv"]
+TINY = [
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "data.batch_size=4",
+    "data.block_size=16",
+    "data.val_windows=8",
+    "trainer.enable_progress_bar=false",
+    "sample.max_new_tokens=20",
+    "logger=csv",
+]
 
 
 def tiny_except(*keys: str) -> list[str]:
@@ -29,10 +50,10 @@ def tiny_except(*keys: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def war_and_peace() -> Path:
-    """The real corpus: $GPT_DATA (as .ci/run sets it), else the shared data folder beside the checkout."""
-    path = Path(os.environ.get("GPT_DATA") or REPO.parent / "shared/data/war_and_peace.txt")
-    assert path.is_file(), f"War and Peace not found at {path}: set GPT_DATA to the corpus file"
-    return path
+    """The real corpus, found the way a run finds it (data.path, $GPT_DATA, the cache; never downloaded here),
+    and checked against its sha256. A clone where `make train` ran has it in the cache."""
+    data = OmegaConf.load(REPO / "conf" / "data" / "war_and_peace.yaml")
+    return resolve_corpus(data.name, data.path, url=None, sha256=data.sha256)
 
 
 @pytest.fixture
@@ -43,14 +64,75 @@ def short_text(tmp_path) -> Path:
     return path
 
 
-def run_entry(module: str, *overrides: str, env: dict | None = None, timeout: float = 300,
-              cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Run `python -m <module> <overrides>` as a user would, and capture its output.
+@contextlib.contextmanager
+def environment(env: dict | None, cwd: Path):
+    """os.environ with `env` applied (a value of None removes the variable) and cwd, restored afterwards, as is
+    torch's deterministic mode (trainer.deterministic=true switches it on for the whole process)."""
+    saved, old_cwd, deterministic = dict(os.environ), Path.cwd(), torch.are_deterministic_algorithms_enabled()
+    for key, value in (env or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(old_cwd)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """`python -m <module> <overrides>` run in this process: the entry point's own `main()`, with its argv,
+    environment and working dir, its output captured and its exit status returned as a process's would be.
+    Much faster than a new interpreter; `run_process` is for tests where the process itself is the subject."""
+    argv, stdout, stderr, status = sys.argv, io.StringIO(), io.StringIO(), 0
+    sys.argv = [module, *overrides]
+    try:
+        with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            importlib.import_module(module).main()
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()  # what a new process would start with
+    return subprocess.CompletedProcess([module, *overrides], status, stdout.getvalue(), stderr.getvalue())
+
+
+def train_composed(*overrides: str, run_dir: Path, env: dict | None = None) -> dict:
+    """The config `python -m gpt.train <overrides>` would run, from Hydra's compose API, trained by the same
+    `train(cfg)` the CLI calls, with run_dir as Hydra's run dir (no .hydra/ is written: that is the CLI's part).
+    Returns the run's summary."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", list(overrides), return_hydra_config=True)
+    with open_dict(cfg):  # what @hydra.main sets up before it calls the task function
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.mode = RunMode.RUN
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with environment(env, REPO):
+        return train(cfg)
+
+
+def run_process(
+    module: str, *overrides: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run `python -m <module> <overrides>` in a new process, as a user would, and capture its output.
     `env` adds variables; a value of None removes one."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     full_env = {key: value for key, value in full_env.items() if value is not None}
-    return subprocess.run([sys.executable, "-m", module, *overrides], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
 
 
 def read_summary(run_dir: Path) -> dict:

@@ -45,7 +45,7 @@ def test_missing_corpus_says_how_to_provide_it(no_corpus_env, tmp_path):
         resolve_corpus("war_and_peace", None, (tmp_path / "offline.txt").as_uri(), WAP_SHA256)
     message = str(info.value)
     assert "data.path=" in message and "GPT_DATA=" in message and str(no_corpus_env) in message
-    with pytest.raises(UserError, match="data.path=/nope.txt: no such file"):
+    with pytest.raises(UserError, match=r"data\.path=/nope\.txt: no such file"):
         resolve_corpus("war_and_peace", "/nope.txt", None, None)
 
 
@@ -57,9 +57,15 @@ def test_corrupt_corpus_is_refused(no_corpus_env, tmp_path, war_and_peace):
     assert resolve_corpus("war_and_peace", str(war_and_peace), None, WAP_SHA256) == war_and_peace
 
 
-@pytest.mark.parametrize("content, complaint", [
-    (b"", "empty"), (b" \n\n", "empty"), (b"abc\x00def", "binary"), (b"caf\xe9 au lait", "not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, complaint",
+    [
+        (b"", "empty"),
+        (b" \n\n", "empty"),
+        (b"abc\x00def", "binary"),
+        (b"caf\xe9 au lait", "not valid UTF-8"),
+    ],
+)
 def test_unusable_text_is_refused(tmp_path, content, complaint):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
@@ -82,14 +88,28 @@ def test_batch_depends_only_on_seed_and_step_and_ranks_share_the_global_batch():
     assert torch.equal(resumed[0], batches[3][0])
     assert all(x.max() < 1000 - 1 and torch.equal(x + 1, y) for x, y in batches)
     # Two processes with 2 windows each see, together, the 4 windows one process sees.
-    ranks = [next(iter(RandomWindows(data, block_size=8, batch_size=2, seed=7, rank=r, world_size=2, start_step=3)))
-             for r in (0, 1)]
+    ranks = [
+        next(iter(RandomWindows(data, block_size=8, batch_size=2, seed=7, rank=r, world_size=2, start_step=3)))
+        for r in (0, 1)
+    ]
     assert torch.equal(torch.cat([ranks[0][0], ranks[1][0]]), batches[3][0])
 
 
 def make_datamodule(path, **overrides):
-    args = dict(name="text", path=str(path), url=None, sha256=None, block_size=16, batch_size=4,
-                train_fraction=0.9, val_windows=8, seed=0) | overrides
+    args = (
+        dict(
+            name="text",
+            path=str(path),
+            url=None,
+            sha256=None,
+            block_size=16,
+            batch_size=4,
+            train_fraction=0.9,
+            val_windows=8,
+            seed=0,
+        )
+        | overrides
+    )
     dm = CharDataModule(**args)
     dm.setup("fit")
     return dm
@@ -106,5 +126,5 @@ def test_split_is_contiguous_and_validation_fixed_across_seeds(short_text):
 
 
 def test_block_size_larger_than_a_split_is_refused(short_text):
-    with pytest.raises(UserError, match="data.block_size=100 does not fit the validation split"):
+    with pytest.raises(UserError, match=r"data\.block_size=100 does not fit the validation split"):
         make_datamodule(short_text, block_size=100)

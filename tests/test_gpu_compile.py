@@ -25,20 +25,31 @@ def test_the_largest_tile_of_every_kernel_compiles_for_sm80_and_sm90_within_limi
     result = run_python("-m", "kernels.gpu_compile", "--sample")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith(("flash", "naive", "softmax"))]
-    for kernel in ("flash forward", "flash backward dK dV", "flash backward dQ", "naive matmul", "softmax forward",
-                   "softmax backward"):
-        compiled_for = {target for target in ("sm_80", "sm_90")
-                        if any(row.startswith(kernel) and f" {target} " in row for row in rows)}
+    for kernel in (
+        "flash forward",
+        "flash backward dK dV",
+        "flash backward dQ",
+        "naive matmul",
+        "softmax forward",
+        "softmax backward",
+    ):
+        compiled_for = {
+            target
+            for target in ("sm_80", "sm_90")
+            if any(row.startswith(kernel) and f" {target} " in row for row in rows)
+        }
         assert compiled_for == {"sm_80", "sm_90"}, (kernel, rows)
 
 
 def test_the_checker_refuses_tiles_over_the_shared_memory_limit():
     """A 128 x 128 fp32 tile at head_dim 256 needs far more than sm_90's 227 KiB per block: it must fail."""
-    script = ("from kernels.gpu_compile import Case, compile_case, flash\n"
-              "case = Case('flash forward', flash._flash_forward.fn, dict.fromkeys('QKVO', 'fp32') | {'LSE': 'fp32'},"
-              " {'CAUSAL': True, 'PRECISION': 'tf32', 'BLOCK_D': 256, 'BLOCK_M': 128, 'BLOCK_N': 128}, 8, 3,"
-              " ('qk_scale',), ('stride_qd', 'stride_kd', 'stride_vd', 'stride_od'))\n"
-              "print(compile_case(case))\n")
+    script = (
+        "from kernels.gpu_compile import Case, compile_case, flash\n"
+        "case = Case('flash forward', flash._flash_forward.fn, dict.fromkeys('QKVO', 'fp32') | {'LSE': 'fp32'},"
+        " {'CAUSAL': True, 'PRECISION': 'tf32', 'BLOCK_D': 256, 'BLOCK_M': 128, 'BLOCK_N': 128}, 8, 3,"
+        " ('qk_scale',), ('stride_qd', 'stride_kd', 'stride_vd', 'stride_od'))\n"
+        "print(compile_case(case))\n"
+    )
     result = run_python("-c", script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "shared memory" in result.stdout and "> 232448 B" in result.stdout, result.stdout

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import gpt.config
 import kernels
 from gpt.models import GPT, BigramLM, BlockLM, MultiHeadAttentionLM, SingleHeadAttentionLM
 
@@ -24,7 +25,7 @@ def build(phase: str, backend: str = "eager", dropout: float = 0.0):
     }[phase]()
 
 
-PHASES = ["bigram", "attention", "multihead", "block", "gpt"]
+PHASES = list(gpt.config.PHASES)
 ATTENTION_PHASES = PHASES[1:]
 
 
@@ -60,7 +61,7 @@ def test_future_tokens_never_change_the_past(phase, backend):
     logits = model(idx)[0]
     for t in (0, T // 2, T - 2):
         changed = idx.clone()
-        changed[:, t + 1:] = torch.randint(V, (2, T - t - 1))
+        changed[:, t + 1 :] = torch.randint(V, (2, T - t - 1))
         assert not torch.equal(changed, idx)
         assert torch.equal(model(changed)[0][:, : t + 1], logits[:, : t + 1]), f"position <= {t} saw the future"
 
@@ -90,7 +91,7 @@ def naive_attention(q, k, v):
     """Causal attention one query at a time, in float64 (independent of both backends' code paths)."""
     out = torch.empty_like(q)
     for t in range(q.size(2)):
-        scores = (q[:, :, t: t + 1] @ k[:, :, : t + 1].transpose(-1, -2)) / math.sqrt(q.size(-1))
+        scores = (q[:, :, t : t + 1] @ k[:, :, : t + 1].transpose(-1, -2)) / math.sqrt(q.size(-1))
         out[:, :, t] = (torch.softmax(scores, dim=-1) @ v[:, :, : t + 1]).squeeze(2)
     return out
 
@@ -105,7 +106,7 @@ def test_backends_match_a_float64_reference(backend, shape):
     grad_out = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), grad_out)
     ref_grads = torch.autograd.grad(ref, (q, k, v), grad_out)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
@@ -120,13 +121,15 @@ def test_eager_and_sdpa_models_agree_in_forward_and_gradients(phase):
     torch.testing.assert_close(logits_e, logits_s, rtol=1e-5, atol=1e-5)
     loss_e.backward()
     loss_s.backward()
-    for (name, p_e), p_s in zip(eager.named_parameters(), sdpa.parameters()):
+    for (name, p_e), p_s in zip(eager.named_parameters(), sdpa.parameters(), strict=True):
         torch.testing.assert_close(p_e.grad, p_s.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_unknown_backend_is_refused():
     q = torch.randn(1, 1, 4, 8)
-    with pytest.raises(ValueError, match="allowed: eager, sdpa"):
+    with pytest.raises(
+        kernels.KernelUnavailableError, match="kernel=flash: no such attention backend; allowed: eager, sdpa"
+    ):
         kernels.attention(q, q, q, backend="flash")
 
 

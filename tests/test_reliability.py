@@ -13,14 +13,25 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from conftest import REPO, TINY, tiny_except, assert_one_line_error, read_summary, run_entry
+from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step.
-STEADY = ["model.n_layer=2", "model.n_embd=64", "model.n_head=2", "data.block_size=64", "data.batch_size=8",
-          "data.val_windows=8", "trainer.max_steps=400", "trainer.val_check_interval=50",
-          "trainer.log_every_n_steps=1", "trainer.precision=32", "trainer.deterministic=true",
-          "trainer.enable_progress_bar=false", "sample.max_new_tokens=20", "logger=csv"]
+STEADY = [
+    "model.n_layer=2",
+    "model.n_embd=64",
+    "model.n_head=2",
+    "data.block_size=64",
+    "data.batch_size=8",
+    "data.val_windows=8",
+    "trainer.max_steps=400",
+    "trainer.val_check_interval=50",
+    "trainer.log_every_n_steps=1",
+    "trainer.precision=32",
+    "trainer.deterministic=true",
+    "trainer.enable_progress_bar=false",
+    "sample.max_new_tokens=20",
+    "logger=csv",
+]
 
 
 def losses(run_dir: Path, key: str = "train/loss") -> dict[int, float]:
@@ -33,8 +44,14 @@ def losses(run_dir: Path, key: str = "train/loss") -> dict[int, float]:
 def interrupt(run_dir: Path, signum: int, corpus: Path) -> subprocess.CompletedProcess:
     """Start a training, send it a signal once it is training, and let it finish."""
     env = {**os.environ, "GPT_DATA": str(corpus), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "gpt.train", *STEADY, f"hydra.run.dir={run_dir}"], cwd=REPO,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gpt.train", *STEADY, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stdout:  # the model summary is printed when training starts
         if "Total params" in line:
             break
@@ -84,7 +101,9 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, war_and_peace):
     stopped = interrupt(run, signal.SIGTERM, war_and_peace)
     assert stopped.returncode == 143 and "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
     step = checkpoint_step(run / "checkpoints" / "last.ckpt")
-    assert f"stopped by SIGTERM at step {step}" in stopped.stderr and "resume with: python -m gpt.train" in stopped.stderr
+    assert (
+        f"stopped by SIGTERM at step {step}" in stopped.stderr and "resume with: python -m gpt.train" in stopped.stderr
+    )
 
 
 def test_resume_auto_without_a_run_is_a_one_line_error(tmp_path):
@@ -95,9 +114,18 @@ def test_resume_auto_without_a_run_is_a_one_line_error(tmp_path):
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, war_and_peace):
     run = tmp_path / "run"
     tiny = tiny_except("trainer.max_steps", "trainer.val_check_interval")
-    result = run_entry("gpt.train", *tiny, "trainer.max_steps=60", "trainer.val_check_interval=2",
-                       "trainer.log_every_n_steps=1", "optim.lr=30", "optim.warmup_steps=10",  # diverges by ~step 16
-                       "trainer.gradient_clip_val=null", f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})
+    result = run_entry(
+        "gpt.train",
+        *tiny,
+        "trainer.max_steps=60",
+        "trainer.val_check_interval=2",
+        "trainer.log_every_n_steps=1",
+        "optim.lr=30",
+        "optim.warmup_steps=10",  # diverges by ~step 16
+        "trainer.gradient_clip_val=null",
+        f"hydra.run.dir={run}",
+        env={"GPT_DATA": str(war_and_peace)},
+    )
     assert_one_line_error(result, "loss is nan at step", "The last good checkpoint is kept")
     step = int(re.search(r"at step (\d+)", result.stderr).group(1))
     kept = checkpoint_step(run / "checkpoints" / "last.ckpt")
@@ -109,61 +137,94 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
 @pytest.fixture
 def tiny_run(tmp_path, short_text) -> Path:
     run = tmp_path / "tiny"
-    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY,
-                       f"hydra.run.dir={run}")
+    result = run_entry(
+        "gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"hydra.run.dir={run}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run
 
 
-@pytest.mark.parametrize("overrides, fragments", [
-    (["model.n_layer=2"], ["does not fit this run", "model.n_layer=1 there, 2 here"]),
-    (["model=block"], ["does not fit this run", "GPT", "BlockLM"]),
-    (["model.n_layer=1", "trainer.max_steps=9"], ["trainer.max_steps=4 there", "9 here"]),
-])
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (["model.n_layer=2"], ["does not fit this run", "model.n_layer=1 there, 2 here"]),
+        (["model=block"], ["does not fit this run", "GPT", "BlockLM"]),
+        (["model.n_layer=1", "trainer.max_steps=9"], ["trainer.max_steps=4 there", "9 here"]),
+    ],
+)
 def test_resuming_an_incompatible_checkpoint_is_a_one_line_error(tiny_run, short_text, overrides, fragments):
     tiny = tiny_except("trainer.max_steps")
-    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *tiny, "trainer.max_steps=4", *overrides,
-                       f"resume={tiny_run}")
+    result = run_entry(
+        "gpt.train",
+        "data=text",
+        f"data.path={short_text}",
+        *tiny,
+        "trainer.max_steps=4",
+        *overrides,
+        f"resume={tiny_run}",
+    )
     assert_one_line_error(result, *fragments)
 
 
 def test_a_corrupt_checkpoint_is_a_one_line_error_for_resume_and_sample(tmp_path, tiny_run, short_text):
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated, as by a full disk
-    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY,
-                       f"resume={ckpt}")
+    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"resume={ckpt}")
     assert_one_line_error(result, str(ckpt), "not a readable checkpoint")
     assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}"), str(ckpt), "not a readable checkpoint")
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (b"", "empty"), (b"abc\x00def" * 100, "binary"), (b"caf\xe9 " * 100, "not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "empty"),
+        (b"abc\x00def" * 100, "binary"),
+        (b"caf\xe9 " * 100, "not valid UTF-8"),
+    ],
+)
 def test_a_bad_corpus_is_a_one_line_error(tmp_path, content, fragment):
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes(content)
     assert_one_line_error(run_entry("gpt.train", "data=text", f"data.path={corpus}", *TINY), str(corpus), fragment)
 
 
-@pytest.mark.parametrize("overrides, fragments", [
-    (["data.batch_size=100000"], ["data.batch_size=100000", "distinct windows", "data.batch_size <="]),
-    (["model.block_size=8"], ["data.block_size=16", "beyond the model's 8 positions"]),
-])
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (["data.batch_size=100000"], ["data.batch_size=100000", "distinct windows", "data.batch_size <="]),
+        (["model.block_size=8"], ["data.block_size=16", "beyond the model's 8 positions"]),
+    ],
+)
 def test_data_the_model_or_text_cannot_hold_is_a_one_line_error(tmp_path, short_text, overrides, fragments):
-    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *TINY, *overrides,
-                       f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_entry(
+        "gpt.train", "data=text", f"data.path={short_text}", *TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}"
+    )
     assert_one_line_error(result, *fragments)
 
 
 def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_global_batch(tmp_path, war_and_peace):
     tiny = tiny_except("logger", "trainer.max_steps", "data.batch_size")
-    common = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", *tiny, "trainer.max_steps=6",
-              "trainer.precision=32", "logger=default"]
+    common = [
+        "model.n_layer=1",
+        "model.n_embd=32",
+        "model.n_head=2",
+        *tiny,
+        "trainer.max_steps=6",
+        "trainer.precision=32",
+        "logger=default",
+    ]
     env = {"GPT_DATA": str(war_and_peace), "WANDB_MODE": "offline"}
     single = run_entry("gpt.train", *common, "data.batch_size=4", f"hydra.run.dir={tmp_path / 'one'}", env=env)
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = run_entry("gpt.train", *common, "trainer=ddp", "data.batch_size=2", f"hydra.run.dir={tmp_path / 'two'}",
-                    env=env, timeout=600)
+    ddp = run_process(  # Lightning starts rank 1 by running this process's command line again
+        "gpt.train",
+        *common,
+        "trainer=ddp",
+        "data.batch_size=2",
+        f"hydra.run.dir={tmp_path / 'two'}",
+        env=env,
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # one run dir, shared by both processes
     assert len(list((tmp_path / "two" / "wandb").glob("offline-run-*"))) == 1  # one W&B run, from rank 0
@@ -194,16 +255,30 @@ def test_sigterm_to_one_ddp_rank_stops_every_rank_with_one_checkpoint(tmp_path, 
     run = tmp_path / "run"
     steady = [o for o in STEADY if not o.startswith(("data.batch_size", "trainer.max_steps"))]
     env = {**os.environ, "GPT_DATA": str(war_and_peace), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "gpt.train", *steady, "trainer=ddp", "data.batch_size=4",
-                                "trainer.max_steps=2000", f"hydra.run.dir={run}"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gpt.train",
+            *steady,
+            "trainer=ddp",
+            "data.batch_size=4",
+            "trainer.max_steps=2000",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stdout:  # printed by rank 0 once training starts, when both ranks are up
         if "Total params" in line:
             break
     time.sleep(3)
     (rank1,) = children(process.pid)
     os.kill(rank1, signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=300)
+    _, stderr = process.communicate(timeout=300)
     assert process.returncode == 143, stderr[-3000:]
     step = checkpoint_step(run / "checkpoints" / "last.ckpt")
     assert 0 < step < 2000 and f"stopped by SIGTERM at step {step}" in stderr, stderr[-3000:]

@@ -10,12 +10,14 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
 from omegaconf import OmegaConf
 
-from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry
-from gpt.cli import check_config
 from gpt.config import register_configs
+from gpt.validation import check_config
 from gpt.workspace import build_workspace
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -44,9 +46,17 @@ def compose_preset(*overrides: str, with_hydra: bool = True):
 
 def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_peace):
     sweep = tmp_path / "sweep"
-    result = run_entry("gpt.train", "-m", "kernel=eager,triton", *TINY_GPT, *TINY, "logger=default",
-                       "trainer.log_every_n_steps=1", f"hydra.sweep.dir={sweep}",
-                       env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)))
+    result = run_process(  # a process of its own: W&B reads HOME and the credentials once per process
+        "gpt.train",
+        "-m",
+        "kernel=eager,triton",
+        *TINY_GPT,
+        *TINY,
+        "logger=default",
+        "trainer.log_every_n_steps=1",
+        f"hydra.sweep.dir={sweep}",
+        env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     runs = sorted((sweep / "wandb").glob("offline-run-*"))  # both jobs' W&B runs, kept in the sweep dir
@@ -75,8 +85,15 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path, war_and_peace):
     sweep = tmp_path / "sweep"
-    result = run_entry("gpt.train", "-m", "model.n_head=3,2", *TINY_GPT[:2], *TINY, f"hydra.sweep.dir={sweep}",
-                       env={"GPT_DATA": str(war_and_peace)})
+    result = run_entry(
+        "gpt.train",
+        "-m",
+        "model.n_head=3,2",
+        *TINY_GPT[:2],
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        env={"GPT_DATA": str(war_and_peace)},
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "job 0" in errors[0] and "not divisible by model.n_head=3" in errors[0], errors
@@ -93,6 +110,14 @@ def test_a_sweep_with_an_override_that_cannot_compose_stops_before_training(tmp_
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def sweep_values(key: str, values: str) -> list[str]:
+    """The values Hydra's sweeper gives `key` for `values` (a list, a range, or glob() over a group's options)."""
+    override = OverridesParser.create().parse_override(f"{key}={values}")
+    if isinstance(override.value(), Glob):
+        return override.value().filter(sorted(p.stem for p in (REPO / "conf" / key).glob("*.yaml")))
+    return list(override.sweep_string_iterator())
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_each_of_its_jobs_validates(preset):
     cfg = compose_preset(f"+experiment={preset}")
@@ -107,7 +132,7 @@ def test_every_preset_composes_and_each_of_its_jobs_validates(preset):
         assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
         return
     for key, values in params.items():
-        for value in str(values).split(","):
+        for value in sweep_values(key, str(values)):
             job = compose_preset(f"+experiment={preset}", f"{key}={value}", with_hydra=False)
             check_config(job)
             OmegaConf.to_container(job, resolve=True)
@@ -142,8 +167,13 @@ def test_the_wandb_workspace_has_the_comparison_panels():
 
 
 def test_make_targets_point_at_the_sweep_dir():
-    out = subprocess.run(["make", "-n", "sweep", "dashboard", "sync", "report", "DIR=multirun/x"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "sweep", "dashboard", "sync", "report", "DIR=multirun/x"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "gpt.train -m +experiment=phases" in out
     assert "wandb leet multirun/x/wandb" in out and "wandb sync multirun/x/wandb/offline-run-*" in out
     assert "gpt.report multirun/x" in out

@@ -2,44 +2,68 @@
 checkpoints sample on their own, a tiny model overfits, W&B stays offline without credentials."""
 
 import csv
+import itertools
 import math
 from collections import Counter
 
 import pytest
 import torch
+from conftest import TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except, train_composed
 
-from conftest import TINY, assert_one_line_error, read_summary, run_entry
+import gpt.config
 
-PHASES = ["bigram", "attention", "multihead", "block", "gpt"]
-SUMMARY_KEYS = {"phase", "kernel", "params", "steps", "tokens_seen", "train_loss", "val_loss", "tokens_per_sec",
-                "wall_seconds", "precision", "checkpoint", "run_dir"}
+PHASES = list(gpt.config.PHASES)
+SUMMARY_KEYS = {
+    "phase",
+    "kernel",
+    "params",
+    "steps",
+    "tokens_seen",
+    "train_loss",
+    "val_loss",
+    "tokens_per_sec",
+    "wall_seconds",
+    "precision",
+    "checkpoint",
+    "run_dir",
+}
 
 
 @pytest.mark.parametrize("phase", PHASES)
-def test_every_phase_trains_through_the_entry_point(phase, tmp_path, war_and_peace):
-    result = run_entry("gpt.train", f"model={phase}", *TINY, f"hydra.run.dir={tmp_path}",
-                       env={"GPT_DATA": str(war_and_peace)})
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_summary(tmp_path)
+def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
+    summary = train_composed(f"model={phase}", *TINY, run_dir=tmp_path, env={"GPT_DATA": str(war_and_peace)})
+    assert read_summary(tmp_path) == summary
     assert set(summary) == SUMMARY_KEYS
     assert summary["phase"] == phase and summary["kernel"] == "eager" and summary["steps"] == 4
     assert summary["tokens_seen"] == 4 * 4 * 16 and summary["tokens_per_sec"] > 0
     assert 0 < summary["val_loss"] < math.log(111) + 0.5
     checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 4 and len(checkpoint["hyper_parameters"]["vocab"]) == 111
-    assert (tmp_path / "metrics.csv").is_file() and (tmp_path / ".hydra/config.yaml").is_file()
-    assert "val loss" in result.stdout and "Sample:" in result.stdout
+    assert (tmp_path / "metrics.csv").is_file()
+    assert "val loss" in capsys.readouterr().out
 
 
 def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     run_dir = tmp_path / "run"
-    trained = run_entry("gpt.train", "model=gpt", "data=text", f"data.path={short_text}", "model.n_layer=1",
-                        "model.n_embd=16", "model.n_head=2", *TINY, f"hydra.run.dir={run_dir}", "kernel=sdpa")
+    trained = run_entry(
+        "gpt.train",
+        "model=gpt",
+        "data=text",
+        f"data.path={short_text}",
+        "model.n_layer=1",
+        "model.n_embd=16",
+        "model.n_head=2",
+        *TINY,
+        f"hydra.run.dir={run_dir}",
+        "kernel=sdpa",
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "Sample:" in trained.stdout and (run_dir / ".hydra" / "config.yaml").is_file()
     ckpt = read_summary(run_dir)["checkpoint"]
     short_text.unlink()
-    result = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='the quick'", "max_new_tokens=25", cwd=tmp_path,
-                       env={"GPT_DATA": ""})
+    result = run_entry(
+        "gpt.sample", f"ckpt={ckpt}", "prompt='the quick'", "max_new_tokens=25", cwd=tmp_path, env={"GPT_DATA": ""}
+    )
     assert result.returncode == 0, result.stderr
     text = result.stdout.rstrip("\n")
     assert text.startswith("the quick") and len(text) == len("the quick") + 25
@@ -53,15 +77,23 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
 
 
 def test_missing_corpus_is_a_one_line_error(tmp_path):
-    result = run_entry("gpt.train", *TINY, f"hydra.run.dir={tmp_path}",
-                       env={"GPT_DATA": "", "GPT_CACHE_DIR": str(tmp_path / "cache"),
-                            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    result = run_entry(
+        "gpt.train",
+        *TINY,
+        f"hydra.run.dir={tmp_path}",
+        env={
+            "GPT_DATA": "",
+            "GPT_CACHE_DIR": str(tmp_path / "cache"),
+            "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+        },
+    )
     assert_one_line_error(result, "data.path=", "GPT_DATA=", str(tmp_path / "cache"))
 
 
 def conditional_entropy(text: str) -> float:
     """H(next char | current char) in nats: the best loss any bigram model can reach on this text."""
-    pairs = Counter(zip(text, text[1:]))
+    pairs = Counter(itertools.pairwise(text))
     firsts = Counter(text[:-1])
     return -sum(n / (len(text) - 1) * math.log(n / firsts[a]) for (a, _), n in pairs.items())
 
@@ -69,14 +101,27 @@ def conditional_entropy(text: str) -> float:
 def test_a_tiny_model_overfits_a_short_text(tmp_path):
     corpus = tmp_path / "poem.txt"
     corpus.write_text("Well, Prince, so Genoa and Lucca are now just family estates of the Buonapartes.\n" * 3)
-    result = run_entry("gpt.train", "data=text", f"data.path={corpus}", "model.n_layer=2", "model.n_embd=32",
-                       "model.n_head=2", "data.block_size=32", "data.batch_size=16", "data.val_windows=4",
-                       "data.train_fraction=0.6", "trainer.max_steps=250", "trainer.val_check_interval=250",
-                       "optim.warmup_steps=20", "optim.lr=3e-3", "optim.weight_decay=0", "trainer.precision=32",
-                       "logger=csv", "trainer.enable_progress_bar=false", "sample.max_new_tokens=10",
-                       f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_summary(tmp_path / "run")
+    summary = train_composed(
+        "data=text",
+        f"data.path={corpus}",
+        "model.n_layer=2",
+        "model.n_embd=32",
+        "model.n_head=2",
+        "data.block_size=32",
+        "data.batch_size=16",
+        "data.val_windows=4",
+        "data.train_fraction=0.6",
+        "trainer.max_steps=250",
+        "trainer.val_check_interval=250",
+        "optim.warmup_steps=20",
+        "optim.lr=3e-3",
+        "optim.weight_decay=0",
+        "trainer.precision=32",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        "sample.max_new_tokens=10",
+        run_dir=tmp_path / "run",
+    )
     # The text repeats, so the held-out 40% is text the model saw and both losses must collapse towards zero
     # (uniform guessing over its 33 characters is ln 33 = 3.5 nats). Not to zero: the first characters of a
     # window have too little context to tell which occurrence of a letter they follow.
@@ -88,9 +133,20 @@ def test_a_tiny_model_overfits_a_short_text(tmp_path):
 def test_wandb_runs_offline_without_credentials(tmp_path, war_and_peace):
     home = tmp_path / "home"
     home.mkdir()
-    result = run_entry("gpt.train", "model=bigram", *TINY, "logger=default", f"hydra.run.dir={tmp_path / 'run'}",
-                       env={"GPT_DATA": str(war_and_peace), "HOME": str(home), "WANDB_API_KEY": None,
-                            "WANDB_MODE": None, "NETRC": str(home / ".netrc")})
+    result = run_process(  # a process of its own: W&B reads HOME and the credentials once per process
+        "gpt.train",
+        "model=bigram",
+        *TINY,
+        "logger=default",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={
+            "GPT_DATA": str(war_and_peace),
+            "HOME": str(home),
+            "WANDB_API_KEY": None,
+            "WANDB_MODE": None,
+            "NETRC": str(home / ".netrc"),
+        },
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((tmp_path / "run").rglob("*"))
@@ -108,12 +164,22 @@ def test_triton_training_follows_the_eager_loss_curve(backend, tmp_path, war_and
     curves = {}
     for kernel in ("eager", backend):
         run_dir = tmp_path / kernel
-        result = run_entry("gpt.train", f"kernel={kernel}", "model.n_layer=2", "model.n_embd=32", "model.n_head=2",
-                           *TINY, "trainer.max_steps=8", "trainer.log_every_n_steps=1", "trainer.precision=32",
-                           f"hydra.run.dir={run_dir}", env={"GPT_DATA": str(war_and_peace)})
-        assert result.returncode == 0, result.stderr[-3000:]
+        train_composed(
+            f"kernel={kernel}",
+            "model.n_layer=1",  # each interpreted kernel launch costs ~0.2 s: one layer, five steps
+            "model.n_embd=32",
+            "model.n_head=2",
+            *tiny_except("trainer.max_steps", "trainer.val_check_interval", "sample.max_new_tokens"),
+            "trainer.max_steps=5",
+            "trainer.val_check_interval=5",  # the train losses are compared: one validation, a 1-character sample
+            "sample.max_new_tokens=1",
+            "trainer.log_every_n_steps=1",
+            "trainer.precision=32",
+            run_dir=run_dir,
+            env={"GPT_DATA": str(war_and_peace)},
+        )
         curves[kernel] = train_losses(run_dir)
-    assert len(curves["eager"]) == 8
+    assert len(curves["eager"]) == 5
     assert curves["eager"][-1] < curves["eager"][0]  # it is learning, so the steps differ from each other
-    for step, (eager, triton) in enumerate(zip(curves["eager"], curves[backend])):
+    for step, (eager, triton) in enumerate(zip(curves["eager"], curves[backend], strict=True)):
         assert triton == pytest.approx(eager, abs=1e-4), f"step {step}"

@@ -4,5 +4,12 @@ from gpt.models.base import LanguageModel
 from gpt.models.bigram import BigramLM
 from gpt.models.transformer import GPT, BlockLM, MultiHeadAttentionLM, SingleHeadAttentionLM, TransformerLM
 
-__all__ = ["LanguageModel", "BigramLM", "SingleHeadAttentionLM", "MultiHeadAttentionLM", "BlockLM", "GPT",
-           "TransformerLM"]
+__all__ = [
+    "GPT",
+    "BigramLM",
+    "BlockLM",
+    "LanguageModel",
+    "MultiHeadAttentionLM",
+    "SingleHeadAttentionLM",
+    "TransformerLM",
+]

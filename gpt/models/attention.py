@@ -7,7 +7,7 @@ The inner computation is delegated to `kernels.attention`, so every backend serv
 """
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 import kernels
 
@@ -25,7 +25,8 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        y = kernels.attention(q, k, v, backend=self.backend, causal=True,
-                              dropout_p=self.dropout if self.training else 0.0)
+        y = kernels.attention(
+            q, k, v, backend=self.backend, causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
         y = y.transpose(1, 2).reshape(B, T, C)  # concatenate the heads
         return self.resid_dropout(self.proj(y))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class LanguageModel(nn.Module):
@@ -29,12 +29,18 @@ class LanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     @torch.no_grad()
-    def stream(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[torch.Tensor]:
         """Extend idx (batch, T) by sampling one token at a time from softmax(logits / temperature), keeping only
         the top_k most likely tokens when top_k is given; yields each new (batch, 1) token as it is drawn."""
         for _ in range(max_new_tokens):
-            context = idx[:, -self.block_size:]
+            context = idx[:, -self.block_size :]
             logits = self.logits(context)[:, -1, :].float() / temperature
             if top_k is not None:
                 kth_largest = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
@@ -43,7 +49,13 @@ class LanguageModel(nn.Module):
             idx = torch.cat([idx, next_id], dim=1)
             yield next_id
 
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """idx followed by max_new_tokens sampled tokens (see stream)."""
         return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, generator)], dim=1)

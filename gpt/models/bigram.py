@@ -5,7 +5,7 @@ Its best possible loss is the conditional entropy H(next | current) of the corpu
 """
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from gpt.models.base import LanguageModel
 

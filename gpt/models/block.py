@@ -1,8 +1,8 @@
 """Phase 4: the transformer block, attention plus a feed-forward MLP, each on a residual path."""
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from gpt.models.attention import CausalSelfAttention
 

@@ -1,16 +1,16 @@
 """Phases 2 to 5: token + position embeddings, a body, and a linear head back to the vocabulary.
 
-    phase 2  SingleHeadAttentionLM  body = one causal self-attention head
-    phase 3  MultiHeadAttentionLM   body = n_head heads in parallel, concatenated and projected
-    phase 4  BlockLM                body = one transformer block (LayerNorm, attention, MLP, residuals)
-    phase 5  GPT                    body = n_layer blocks, a final LayerNorm, head tied to the token
-                                    embedding, GPT-2 initialisation
+phase 2  SingleHeadAttentionLM  body = one causal self-attention head
+phase 3  MultiHeadAttentionLM   body = n_head heads in parallel, concatenated and projected
+phase 4  BlockLM                body = one transformer block (LayerNorm, attention, MLP, residuals)
+phase 5  GPT                    body = n_layer blocks, a final LayerNorm, head tied to the token
+                                embedding, GPT-2 initialisation
 """
 
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from gpt.models.attention import CausalSelfAttention
 from gpt.models.base import LanguageModel
@@ -18,8 +18,16 @@ from gpt.models.block import Block
 
 
 class TransformerLM(LanguageModel):
-    def __init__(self, vocab_size: int, block_size: int, n_embd: int, dropout: float, body: nn.Module,
-                 final_norm: bool = False, tie_weights: bool = False):
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int,
+        n_embd: int,
+        dropout: float,
+        body: nn.Module,
+        final_norm: bool = False,
+        tie_weights: bool = False,
+    ):
         super().__init__()
         self.block_size = block_size
         self.tok_emb = nn.Embedding(vocab_size, n_embd)  # what the character is
@@ -34,7 +42,7 @@ class TransformerLM(LanguageModel):
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.size(1)
-        if T > self.block_size:
+        if self.block_size < T:
             raise ValueError(f"sequence of length {T} is longer than the model's block_size={self.block_size}")
         x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))
         return self.head(self.ln_f(self.body(self.drop(x))))
@@ -51,14 +59,14 @@ def _init_weights(module: nn.Module) -> None:
 
 class SingleHeadAttentionLM(TransformerLM):
     def __init__(self, vocab_size: int, block_size: int, n_embd: int, dropout: float, backend: str):
-        super().__init__(vocab_size, block_size, n_embd, dropout,
-                         body=CausalSelfAttention(n_embd, 1, dropout, backend))
+        super().__init__(vocab_size, block_size, n_embd, dropout, body=CausalSelfAttention(n_embd, 1, dropout, backend))
 
 
 class MultiHeadAttentionLM(TransformerLM):
     def __init__(self, vocab_size: int, block_size: int, n_embd: int, n_head: int, dropout: float, backend: str):
-        super().__init__(vocab_size, block_size, n_embd, dropout,
-                         body=CausalSelfAttention(n_embd, n_head, dropout, backend))
+        super().__init__(
+            vocab_size, block_size, n_embd, dropout, body=CausalSelfAttention(n_embd, n_head, dropout, backend)
+        )
 
 
 class BlockLM(TransformerLM):
@@ -67,8 +75,9 @@ class BlockLM(TransformerLM):
 
 
 class GPT(TransformerLM):
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_embd: int, n_head: int, dropout: float,
-                 backend: str):
+    def __init__(
+        self, vocab_size: int, block_size: int, n_layer: int, n_embd: int, n_head: int, dropout: float, backend: str
+    ):
         blocks = nn.Sequential(*(Block(n_embd, n_head, dropout, backend) for _ in range(n_layer)))
         super().__init__(vocab_size, block_size, n_embd, dropout, body=blocks, final_norm=True, tie_weights=True)
         # GPT-2 init: each block adds two residual projections to the stream, so the stream's variance grows

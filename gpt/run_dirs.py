@@ -1,0 +1,127 @@
+"""Run dirs: a fresh one per run, the resumed run's own on resume, and each held by one process at a time.
+
+A resumed run goes on in the run dir its checkpoint came from (conf/config.yaml asks `resumed_run_dir` for
+Hydra's run dir), so metrics.csv, the W&B run and checkpoints/ continue rather than start again. These are
+Hydra resolvers and run before anything heavy is imported: no torch here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from gpt.errors import UserError
+
+
+def run_phase(run_dir: Path) -> str | None:
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    return OmegaConf.load(hydra_yaml).hydra.runtime.choices.get("model") if hydra_yaml.exists() else None
+
+
+def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
+    """resume=auto: the newest last.ckpt of a run of this phase under runs_dir; else a run dir or a .ckpt file."""
+    if resume == "auto":
+        found = Path(runs_dir).glob("*/*/checkpoints/last.ckpt")
+        candidates = [p for p in found if run_phase(p.parent.parent) == phase]
+        if not candidates:
+            raise UserError(
+                f"resume=auto: no model={phase} run with checkpoints/last.ckpt under runs_dir={runs_dir}; "
+                "give resume=PATH (a run dir or a .ckpt file)"
+            )
+        return max(candidates, key=lambda p: p.stat().st_mtime)
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise UserError(
+            f"resume={resume}: no checkpoint there; give a run dir (holding checkpoints/last.ckpt), "
+            "a .ckpt file, or resume=auto"
+        )
+    return path
+
+
+_CLAIMED: dict[str, str] = {}  # this process's fresh run dirs (Hydra may resolve the run dir more than once)
+
+
+def claim_fresh_dir(name: str) -> str:
+    """Create a run dir no other run has: `name`, or `name-2`, `name-3`, ... when runs start in the same second.
+    mkdir is atomic, so of two processes claiming one name, exactly one gets it."""
+    if name not in _CLAIMED:
+        base, number = Path(name), 1
+        while True:
+            candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+            try:
+                candidate.mkdir(parents=True)
+                break
+            except FileExistsError:
+                number += 1
+        _CLAIMED[name] = str(candidate)
+    return _CLAIMED[name]
+
+
+def resumed_run_dir(resume: str | None, phase: str, runs_dir: str, name: str) -> str:
+    """Hydra's run dir: the resumed checkpoint's run dir, or a fresh one of this run's own, runs_dir/name."""
+    if resume is not None:
+        checkpoint = find_checkpoint(resume, phase, runs_dir)
+        if checkpoint.parent.name == "checkpoints":
+            return str(checkpoint.parent.parent)
+    return claim_fresh_dir(str(Path(runs_dir) / name))
+
+
+_HELD: dict[str, int] = {}  # run dir -> the open descriptor whose lock this process holds
+
+
+def hold(run_dir: Path) -> None:
+    """Lock the run dir for this process: a second process training into it (or resuming it while it runs) is
+    refused. The lock is on the directory itself (nothing is written) and dies with the process. DDP's other
+    ranks share rank 0's run dir and take no lock."""
+    key = str(Path(run_dir).resolve())
+    if key in _HELD or int(os.environ.get("LOCAL_RANK", "0")) or int(os.environ.get("NODE_RANK", "0")):
+        return
+    if not Path(key).is_dir():  # resolved without a run (e.g. --cfg hydra --resolve): nothing to hold
+        return
+    descriptor = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise UserError(
+            f"{run_dir} is in use by another running process: wait for it to finish, or give this run "
+            "its own dir (leave hydra.run.dir unset)"
+        ) from None
+    _HELD[key] = descriptor
+
+
+def release(run_dir: Path) -> None:
+    descriptor = _HELD.pop(str(Path(run_dir).resolve()), None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def run_subdir(resume: str | None, run_dir: str) -> str | None:
+    """hydra.output_subdir, resolved just before Hydra writes into the run dir: take the run dir's lock first
+    (a live run's dir is refused before anything is written), then say where the composed config goes:
+    `.hydra` for a new run, nowhere for a resumed one, whose `.hydra/` keeps describing how it was started."""
+    hold(Path(run_dir))
+    return None if resume else ".hydra"
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: Path):
+    """Hold the run dir while a run trains in it (run_subdir already took the lock where Hydra made the dir)."""
+    hold(run_dir)
+    try:
+        yield
+    finally:
+        release(run_dir)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a results file so that a reader (or a crash) sees the old version or the new one, never half."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)

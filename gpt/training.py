@@ -1,0 +1,253 @@
+"""One training run, once its config has been checked: data, model, Lightning Trainer, loggers, summary.
+
+`gpt.train` (the entry point) imports this module only after the config composed and passed its checks, so
+that `--help` and every config error answer before torch and Lightning are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichModelSummary
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from gpt.callbacks import (
+    CheckpointOnSignal,
+    RandomState,
+    StepProgressBar,
+    StopOnNonFiniteLoss,
+    TokensPerSecond,
+    TrainingInterrupted,
+    ValidateOnLastStep,
+)
+from gpt.checkpoints import check_resumable, continue_metrics, read_checkpoint
+from gpt.data import CharDataModule
+from gpt.errors import UserError
+from gpt.module import LanguageModelModule
+from gpt.run_dirs import find_checkpoint, write_atomically
+from gpt.sample import encode_prompt, generate_text
+
+# Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's database layer, loaded by +experiment=search
+
+# Known-harmless library notices that would otherwise bury the run's own output (silenced for each run: a
+# process that runs several, like a test session, may reset its warning filters in between)
+HARMLESS_NOTICES = (
+    ".*does not have many workers.*",  # batches come from an in-memory tensor: workers would only add overhead
+    ".*Experiment logs directory .* exists and is not empty.*",  # the CSV log shares the run dir with .hydra/
+    ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
+)
+
+
+def wandb_mode(requested: str | None) -> str:
+    """online when the user has W&B credentials, offline otherwise: never a login prompt, never a hang."""
+    if requested:
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    import wandb  # only for runs that log to W&B
+
+    # W&B's own lookup (WANDB_API_KEY, its settings, ~/.netrc or $NETRC), without prompting or a server call
+    return "online" if wandb.login(verify=False, prompt=False) else "offline"
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) -> list:
+    """CSV in the run dir; W&B as one run per job: a sweep's jobs share a group (the sweep dir's name) and keep
+    their files in the sweep dir, tagged with phase, kernel and precision, the resolved config as run config.
+    A resumed run continues its W&B run (same id), as its metrics.csv continues. Only the first process of a
+    multi-process run starts the W&B run (the others' Lightning loggers would log nothing)."""
+    loggers = []
+    if cfg.logger.csv:
+        loggers.append(CSVLogger(save_dir=run_dir, name="", version=""))
+    if cfg.logger.wandb and rank_zero_only.rank == 0:
+        hydra = HydraConfig.get()
+        sweeping = hydra.mode == RunMode.MULTIRUN
+        save_dir = Path(hydra.sweep.dir) if sweeping else run_dir
+        save_dir.mkdir(parents=True, exist_ok=True)
+        previous = sorted((save_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime) if cfg.resume else []
+        import wandb  # only for runs that log to W&B
+
+        run = wandb.init(
+            project=cfg.logger.wandb_project,
+            entity=cfg.logger.wandb_entity,
+            mode=wandb_mode(cfg.logger.wandb_mode),
+            name=run_dir.name,
+            group=save_dir.name if sweeping else None,
+            job_type=phase,
+            tags=[phase, cfg.kernel.backend, precision],
+            dir=str(save_dir),
+            config={
+                **OmegaConf.to_container(cfg, resolve=True),
+                "overrides": list(hydra.overrides.task),
+                "precision_run": precision,
+            },
+            **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
+        )
+        loggers.append(WandbLogger(experiment=run))  # the run started here, so W&B sees only its own arguments
+    return loggers
+
+
+def finish_wandb(loggers: list, sample: str | None, step: int, prompt: str | None) -> None:
+    """The sample as a text table, then close the run so the next job of a multirun starts a fresh one."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            if sample is not None:
+                logger.log_text(key="sample", columns=["step", "prompt", "text"], data=[[step, prompt, sample]])
+            logger.experiment.finish(exit_code=0 if sample is not None else 1)
+
+
+def finished(run_dir: Path, step: int, max_steps: int) -> dict:
+    """A resumed run that had already finished: say so and change nothing; its summary stands."""
+    print(
+        f"resume: {run_dir} already finished (step {step} of trainer.max_steps={max_steps}); nothing to do, "
+        "nothing changed"
+    )
+    summary = run_dir / "summary.json"
+    return json.loads(summary.read_text()) if summary.exists() else {"val_loss": None, "run_dir": str(run_dir)}
+
+
+def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
+    """Train (or resume) one run in run_dir, which the caller holds."""
+    for notice in HARMLESS_NOTICES:
+        warnings.filterwarnings("ignore", message=notice)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule: CharDataModule = instantiate(cfg.data)
+    datamodule.setup("fit")  # the vocabulary must be known to build the model
+    encode_prompt(cfg.sample.prompt, datamodule.tokenizer)  # a prompt it can't encode: refused now, not after training
+    module = LanguageModelModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        vocab=datamodule.tokenizer.chars,
+        max_steps=cfg.trainer.max_steps,
+    )
+    if cfg.compile:
+        module.model.compile()  # in place: checkpoints keep the plain parameter names
+
+    checkpoint_path = None
+    if cfg.resume:
+        checkpoint_path = find_checkpoint(cfg.resume, phase, cfg.runs_dir)
+        checkpoint = read_checkpoint(checkpoint_path)
+        check_resumable(checkpoint, checkpoint_path, cfg, vocab=datamodule.tokenizer.chars)
+        if checkpoint["global_step"] >= cfg.trainer.max_steps:
+            return finished(run_dir, checkpoint["global_step"], cfg.trainer.max_steps)
+        print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")
+
+    throughput = TokensPerSecond()
+    # checkpoints/last.ckpt after every validation (what resume= continues), best.ckpt at the lowest val loss.
+    last_checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoints = [
+        ModelCheckpoint(
+            dirpath=last_checkpoint.parent,
+            filename=last_checkpoint.stem,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
+        ModelCheckpoint(
+            dirpath=last_checkpoint.parent,
+            filename="best",
+            monitor="val/loss",
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
+    ]
+    callbacks = [
+        throughput,
+        ValidateOnLastStep(),
+        *checkpoints,
+        CheckpointOnSignal(last_checkpoint),
+        StopOnNonFiniteLoss(),
+        RandomState(),
+        RichModelSummary(),
+    ]
+    if cfg.logger.csv or cfg.logger.wandb:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(StepProgressBar(refresh_rate=10))
+    # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
+    loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
+    if checkpoint_path is not None:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                continue_metrics(logger, checkpoint["global_step"])
+    trainer.loggers = loggers
+
+    sample = None
+    try:
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
+        wall_seconds = time.perf_counter() - start
+        if trainer.is_global_zero:
+            module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
+            sample = generate_text(
+                module,
+                prompt=cfg.sample.prompt,
+                max_new_tokens=cfg.sample.max_new_tokens,
+                temperature=cfg.sample.temperature,
+                top_k=cfg.sample.top_k,
+                seed=cfg.seed,
+            )
+    except TrainingInterrupted as stop:
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+        print(
+            f"{stop}\nresume with: python -m gpt.train {shlex.join([*overrides, f'resume={run_dir}'])}", file=sys.stderr
+        )
+        sys.exit(128 + signal.Signals[stop.signal_name].value)
+    except Exception as exc:  # say what is kept before the error is reported
+        kept = describe_last_checkpoint(last_checkpoint)
+        if isinstance(exc, UserError):
+            raise type(exc)(f"{exc}. {kept}") from None
+        print(f"training stopped by an error. {kept}", file=sys.stderr)
+        raise
+    finally:
+        finish_wandb(loggers, sample, trainer.global_step, cfg.sample.prompt)
+
+    val_loss = trainer.callback_metrics.get("val/loss")
+    train_loss = trainer.callback_metrics.get("train/loss")
+    summary = {
+        "phase": phase,
+        "kernel": cfg.kernel.backend,
+        "params": module.model.num_params(),
+        "steps": trainer.global_step,
+        "tokens_seen": throughput.tokens,
+        "train_loss": None if train_loss is None else round(float(train_loss), 4),
+        "val_loss": None if val_loss is None else round(float(val_loss), 4),
+        "tokens_per_sec": round(throughput.tokens_per_sec, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
+        "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
+        "run_dir": str(run_dir),
+    }
+    if trainer.is_global_zero:
+        write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        print(
+            f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
+            f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n"
+        )
+        print(sample)
+        print(f"\nrun dir: {run_dir}")
+    return summary
+
+
+def describe_last_checkpoint(path: Path) -> str:
+    if not path.exists():
+        return "No checkpoint had been saved yet"
+    return f"The last good checkpoint is kept: {path} (step {read_checkpoint(path)['global_step']})"

@@ -1,0 +1,101 @@
+"""Config checks that the schema's types cannot express: allowed strings, ranges, values that must fit together.
+
+Every numeric option has a range (RANGES); the attention backend is checked against the kernels' registry
+(exists, can run here, has the dropout asked for). All of it runs before any heavy import or training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omegaconf import DictConfig, OmegaConf
+
+import kernels
+from gpt.config import PRECISIONS
+from gpt.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """An interval of allowed values; `None` ends are unbounded. Printed the way a user reads it: [0, 1)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low}"
+        high = "inf" if self.high is None else f"{self.high}"
+        opening = "(" if self.low_open or self.low is None else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        return f"{opening}{low}, {high}{closing}"
+
+
+POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=True)
+SEED = Range(0, 2**32 - 1)  # numpy's seeds
+SAMPLE_RANGES = {
+    "max_new_tokens": Range(0, 100_000),
+    "temperature": Range(0, 100, low_open=True),
+    "top_k": POSITIVE,
+    "seed": SEED,
+}
+# Every numeric option and its allowed values (a key a phase lacks, or a null, is skipped).
+RANGES = {
+    "seed": SEED,
+    "data.block_size": POSITIVE,
+    "data.batch_size": POSITIVE,
+    "data.val_windows": POSITIVE,
+    "data.train_fraction": Range(0, 1, low_open=True, high_open=True),
+    "model.n_layer": POSITIVE,
+    "model.n_head": POSITIVE,
+    "model.n_embd": POSITIVE,
+    "model.block_size": POSITIVE,
+    "model.dropout": FRACTION,
+    "optim.lr": Range(0, low_open=True),
+    "optim.min_lr_ratio": Range(0, 1),
+    "optim.warmup_steps": NON_NEGATIVE,
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.beta1": FRACTION,
+    "optim.beta2": FRACTION,
+    "trainer.max_steps": POSITIVE,
+    "trainer.val_check_interval": POSITIVE,
+    "trainer.log_every_n_steps": POSITIVE,
+    "trainer.limit_val_batches": POSITIVE,
+    "trainer.num_nodes": POSITIVE,
+    "trainer.gradient_clip_val": NON_NEGATIVE,
+    **{f"sample.{key}": allowed for key, allowed in SAMPLE_RANGES.items() if key != "seed"},
+}
+
+
+def check_ranges(cfg: DictConfig, ranges: dict[str, Range]) -> None:
+    for key, allowed in ranges.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise UserError(f"{key}={value}: must be in {allowed}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
+    check_ranges(cfg, RANGES)
+    if "backend" in cfg.model:  # the bigram phase has no attention
+        kernels.check_backend(cfg.kernel.backend, dropout_p=cfg.model.dropout)
+    if cfg.trainer.precision not in PRECISIONS:
+        raise UserError(f"trainer.precision={cfg.trainer.precision}: allowed are {', '.join(PRECISIONS)}")
+    model = cfg.model
+    if "block_size" in model and cfg.data.block_size > model.block_size:
+        raise UserError(
+            f"data.block_size={cfg.data.block_size} is beyond the model's {model.block_size} positions "
+            f"(model.block_size); use data.block_size <= {model.block_size} or a larger model.block_size"
+        )
+    if "n_head" in model and model.n_embd % model.n_head:
+        divisors = [h for h in range(1, model.n_embd + 1) if model.n_embd % h == 0]
+        raise UserError(
+            f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}; "
+            f"n_head may be one of {divisors}"
+        )
