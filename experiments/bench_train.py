@@ -9,9 +9,11 @@ F.scaled_dot_product_attention as nanoGPT's model does. It trains this project's
 blocks, GELU MLP, tied head, GPT-2 init) on the same War and Peace split, batches and seed, written out below.
 
 The harness runs `python -m gpt.train` with its defaults (bf16-mixed, eager attention) at the same shape and
-number of steps. Each run is its own process; tokens/s counts training steps only (no validation), and both
-report the loss on the same 256 validation windows after the same steps. Written to
-experiments/train_speed/<machine>/: train_speed.csv and DEVICE.txt (machine, matmul peaks, command).
+number of steps. Each run is its own process, the two loops alternating --repeats times per shape (the
+median is reported: one configuration's speed varies by up to 20% between runs on a shared machine);
+tokens/s counts training steps only (no validation), and both report the loss on the same 256 validation
+windows after the same steps. Written to experiments/train_speed/<machine>/: train_speed.csv (every run) and
+DEVICE.txt (machine, matmul peaks, command, the medians).
 """
 
 from __future__ import annotations
@@ -121,21 +123,23 @@ def run(command: list[str], log: Path) -> None:
         raise SystemExit(f"failed ({status}): {' '.join(command)}\n{log.read_text()[-3000:]}")
 
 
-def measure(shape: str, steps: int, workdir: Path) -> list[dict]:
+def measure(shape: str, steps: int, repeat: int, workdir: Path) -> list[dict]:
+    """One plain loop, then one harness run, at this shape: repetition `repeat` of both."""
     overrides = shape_overrides(shape, steps)
-    plain_out = workdir / f"plain-{shape}.json"
-    run([sys.executable, __file__, "--plain", str(plain_out), *overrides], workdir / f"plain-{shape}.log")
+    plain_out = workdir / f"plain-{shape}-{repeat}.json"
+    run([sys.executable, __file__, "--plain", str(plain_out), *overrides], plain_out.with_suffix(".log"))
     plain = json.loads(plain_out.read_text())
-    harness_dir = workdir / f"harness-{shape}"
+    harness_dir = workdir / f"harness-{shape}-{repeat}"
     harness_overrides = [o for o in overrides if not o.startswith("trainer.precision")]  # the harness's default
     run([sys.executable, "-m", "gpt.train", *harness_overrides, f"trainer.val_check_interval={steps}",
          "logger=csv", "trainer.enable_progress_bar=false", "sample.max_new_tokens=1",
-         f"hydra.run.dir={harness_dir}"], workdir / f"harness-{shape}.log")  # fmt: skip
+         f"hydra.run.dir={harness_dir}"], harness_dir.with_suffix(".log"))  # fmt: skip
     harness = json.loads((harness_dir / "summary.json").read_text())
+    common = {"shape": shape, "repeat": repeat, "steps": steps}
     return [
-        {"shape": shape, "loop": "nanoGPT plain fp32", "precision": "32", "steps": steps,
+        {**common, "loop": "nanoGPT plain fp32", "precision": "32",
          "tokens_per_sec": round(plain["tokens_per_sec"]), "val_loss": round(plain["val_loss"], 4)},
-        {"shape": shape, "loop": "harness (defaults)", "precision": harness["precision"], "steps": steps,
+        {**common, "loop": "harness (defaults)", "precision": harness["precision"],
          "tokens_per_sec": round(harness["tokens_per_sec"]), "val_loss": harness["val_loss"]},
     ]  # fmt: skip
 
@@ -144,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="training steps per run (val loss after them)")
     parser.add_argument("--shapes", nargs="+", default=["64x12", "128x32"], help="BLOCKxBATCH")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each loop per shape, alternating (median)")
     parser.add_argument("--plain", metavar="OUT", type=Path, help=argparse.SUPPRESS)  # internal: one plain loop
     args, rest = parser.parse_known_args()
     if args.plain:
@@ -155,19 +160,29 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for shape in args.shapes:
-            measured = measure(shape, args.steps, Path(workdir))
-            rows += measured
-            plain, harness = measured
-            print(f"{shape}: nanoGPT fp32 {plain['tokens_per_sec']:,} tokens/s (val {plain['val_loss']:.3f}); "
-                  f"harness {harness['precision']} {harness['tokens_per_sec']:,} tokens/s (val "
-                  f"{harness['val_loss']:.3f}): {harness['tokens_per_sec'] / plain['tokens_per_sec']:.2f}x, "
-                  f"val loss {harness['val_loss'] - plain['val_loss']:+.3f}", flush=True)  # fmt: skip
+            for repeat in range(args.repeats):
+                rows += measure(shape, args.steps, repeat, Path(workdir))
+                plain, harness = rows[-2:]
+                print(f"{shape} #{repeat}: nanoGPT fp32 {plain['tokens_per_sec']:,} tokens/s, harness "
+                      f"{harness['tokens_per_sec']:,} tokens/s", flush=True)  # fmt: skip
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["shape", "loop"], sort=False).agg(
+        tokens_per_sec=("tokens_per_sec", "median"), val_loss=("val_loss", "first")
+    )
+    rates = summary["tokens_per_sec"].unstack()
+    summary_text = (
+        summary.to_string()
+        + "\n\nharness / nanoGPT (medians):\n"
+        + (rates["harness (defaults)"] / rates["nanoGPT plain fp32"]).round(2).to_string()
+    )
+    print("\n" + summary_text)
     out_dir = REPO / "experiments" / "train_speed" / machine_slug()
     out_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out_dir / "train_speed.csv", index=False)
+    table.to_csv(out_dir / "train_speed.csv", index=False)
     (out_dir / "DEVICE.txt").write_text(
-        f"{machine}\ncommand: python experiments/bench_train.py --steps {args.steps} --shapes {' '.join(args.shapes)}\n"
-        f"matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s\n"
+        f"{machine}\ncommand: python experiments/bench_train.py --steps {args.steps} --repeats {args.repeats} "
+        f"--shapes {' '.join(args.shapes)}\nmatmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 "
+        f"{peaks['bf16']:.1f} GFLOP/s\n\n{summary_text}\n"
     )
     print(f"written to {out_dir}")
 

@@ -21,6 +21,14 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Lightning's spellings; checked in gpt.validation (an Enum can't hold them: OmegaConf matches member names)
 PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
+# The string options and their allowed values, checked in gpt.validation
+CHOICES = {
+    "trainer.precision": PRECISIONS,
+    "model.pos": ("learned", "rope"),
+    "model.mlp": ("gelu", "relu2"),
+    "optim.algorithm": ("adamw", "muon"),
+    "optim.schedule": ("cosine", "wsd"),
+}
 
 
 # -- model: one schema per phase --------------------------------------------------------------------------
@@ -56,6 +64,19 @@ class GPTConfig(MultiHeadConfig):
     n_layer: int = 4
 
 
+@dataclass
+class ModernConfig(GPTConfig):
+    """Phase 7: GPT with the speedrun's techniques, each a switch whose off value is GPT-2's (gpt/models/modern.py)."""
+
+    pos: str = "rope"  # learned | rope
+    qk_norm: bool = True
+    mlp: str = "relu2"  # gelu | relu2
+    zero_init_proj: bool = True
+    tie_embeddings: bool = False
+    logit_softcap: float = 15.0  # 0: off
+    value_embeddings: bool = True
+
+
 # -- everything else -----------------------------------------------------------------------------------------
 @dataclass
 class DataConfig:
@@ -78,8 +99,11 @@ class KernelConfig:
 
 @dataclass
 class OptimConfig:
+    algorithm: str = "adamw"  # adamw | muon (Muon on the blocks' matrices, AdamW on the rest: gpt/optim.py)
+    schedule: str = "cosine"  # cosine | wsd (warmup, stable, then a linear decay over the last decay_fraction)
+    decay_fraction: float = 0.25  # wsd only
     lr: float = 3e-3  # peak learning rate, reached after warmup
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at trainer.max_steps
+    min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio at trainer.max_steps
     warmup_steps: int = 100
     weight_decay: float = 0.1  # applied to matrices (2-D weights) only, not biases, LayerNorms
     beta1: float = 0.9
@@ -160,6 +184,7 @@ PHASES = {
     "multihead": Phase(3, "multi-head", MultiHeadConfig),
     "block": Phase(4, "block", BlockConfig),
     "gpt": Phase(5, "GPT", GPTConfig),
+    "modern": Phase(7, "modern GPT", ModernConfig),  # phase 6 is the attention kernels (kernel=)
 }
 
 

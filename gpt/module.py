@@ -1,4 +1,4 @@
-"""The LightningModule that trains any phase: the loss, AdamW, warmup + cosine LR, and the vocabulary.
+"""The LightningModule that trains any phase: the loss, the optimiser and LR schedule (gpt/optim.py), the vocabulary.
 
 Its hyperparameters (model config, optimiser config, vocabulary) are saved in every checkpoint, so
 `LanguageModelModule.load_from_checkpoint(path)` rebuilds the model and its tokenizer from the file alone.
@@ -11,9 +11,9 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 from gpt.models import LanguageModel
+from gpt.optim import build_optimizer, build_schedule
 from gpt.tokenizer import CharTokenizer
 
 
@@ -37,23 +37,6 @@ class LanguageModelModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = self.hparams.optim
-        # Weight decay shrinks matrices (embeddings, linear weights) towards zero; biases and LayerNorm gains
-        # are 1-D and left alone, as decaying them only hurts.
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": opt["weight_decay"]},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]))
-        max_steps = self.hparams.max_steps
-        warmup = min(opt["warmup_steps"], max_steps - 1)
-        schedule = SequentialLR(
-            optimizer,
-            schedulers=[
-                LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup),
-                CosineAnnealingLR(optimizer, T_max=max(1, max_steps - warmup), eta_min=opt["lr"] * opt["min_lr_ratio"]),
-            ],
-            milestones=[warmup],
-        )
+        optimizer = build_optimizer(self.model, self.hparams.optim)
+        schedule = build_schedule(optimizer, self.hparams.optim, self.hparams.max_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -167,6 +167,40 @@ def table(runs: list[Run]) -> str:
     return "\n".join(rows)
 
 
+ABLATION = "+ablation="  # the override of conf/experiment/modern_ablation.yaml's sweep
+
+
+def step_ms(summary: dict) -> float:
+    """Milliseconds per training step (validation excluded), from the run's tokens/s."""
+    return 1000 * summary["tokens_seen"] / summary["steps"] / summary["tokens_per_sec"]
+
+
+def ablation_table(runs: list[Run]) -> str:
+    """For a sweep with one run per +ablation=NAME: what turning each technique off costs against all_on, in
+    val loss and in step time, most costly first. Empty for any other sweep."""
+    finished = {
+        override.removeprefix(ABLATION): run.summary
+        for run in runs
+        for override in run.overrides
+        if override.startswith(ABLATION) and run.summary and run.summary.get("val_loss") is not None
+    }
+    if "all_on" not in finished:
+        return ""
+    base = finished.pop("all_on")
+    rows = [
+        "| turned off | val loss | cost in val loss | step (ms) | cost in step time |",
+        "|---|---:|---:|---:|---:|",
+        f"| nothing (all on) | {base['val_loss']:.3f} | – | {step_ms(base):.1f} | – |",
+    ]
+    for name, summary in sorted(finished.items(), key=lambda item: base["val_loss"] - item[1]["val_loss"]):
+        label = "everything (= phase 5)" if name == "all_off" else name.removeprefix("no_")
+        rows.append(
+            f"| {label} | {summary['val_loss']:.3f} | {summary['val_loss'] - base['val_loss']:+.3f} | "
+            f"{step_ms(summary):.1f} | {step_ms(summary) / step_ms(base) - 1:+.0%} |"
+        )
+    return "\n".join(rows)
+
+
 def sweep_command(root: Path) -> str:
     multirun = root / "multirun.yaml"
     if not multirun.exists():
@@ -200,6 +234,7 @@ def write_report(root: Path) -> Path:
             "",
             table(runs),
             "",
+            *(["## Ablation", "", ablation, ""] if (ablation := ablation_table(runs)) else []),
         ]
     )
     path = root / "report.md"

@@ -11,7 +11,7 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 import kernels
-from gpt.config import PRECISIONS
+from gpt.config import CHOICES
 from gpt.errors import UserError
 
 
@@ -57,6 +57,8 @@ RANGES = {
     "model.n_embd": POSITIVE,
     "model.block_size": POSITIVE,
     "model.dropout": FRACTION,
+    "model.logit_softcap": NON_NEGATIVE,
+    "optim.decay_fraction": Range(0, 1),
     "optim.lr": Range(0, low_open=True),
     "optim.min_lr_ratio": Range(0, 1),
     "optim.warmup_steps": NON_NEGATIVE,
@@ -85,8 +87,10 @@ def check_config(cfg: DictConfig) -> None:
     check_ranges(cfg, RANGES)
     if "backend" in cfg.model:  # the bigram phase has no attention
         kernels.check_backend(cfg.kernel.backend, dropout_p=cfg.model.dropout)
-    if cfg.trainer.precision not in PRECISIONS:
-        raise UserError(f"trainer.precision={cfg.trainer.precision}: allowed are {', '.join(PRECISIONS)}")
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise UserError(f"{key}={value}: allowed are {', '.join(allowed)}")
     model = cfg.model
     if "block_size" in model and cfg.data.block_size > model.block_size:
         raise UserError(
@@ -98,4 +102,9 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError(
             f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}; "
             f"n_head may be one of {divisors}"
+        )
+    if model.get("pos") == "rope" and (model.n_embd // model.n_head) % 2:
+        raise UserError(
+            f"model.pos=rope rotates channel pairs, so it needs an even head size; n_embd / n_head = "
+            f"{model.n_embd // model.n_head}: choose model.n_embd and model.n_head accordingly, or model.pos=learned"
         )

@@ -62,12 +62,8 @@ def usable(configs: list, element_size: int, block_d: int, capability: tuple[int
     three TF32 passes otherwise) take about twice the registers and shared memory of bf16: their tiles are
     smaller. The interpreter's one config has no limits."""
     family = (9, 0) if capability >= (9, 0) else (8, 0)
-    return [
-        c
-        for c in configs
-        if getattr(c, "operand_bytes", element_size) == element_size
-        and block_d <= getattr(c, "max_block_d", {}).get(family, MAX_HEAD_DIM)
-    ]
+    return [c for c in configs if getattr(c, "operand_bytes", element_size) == element_size
+            and block_d <= getattr(c, "max_block_d", {}).get(family, MAX_HEAD_DIM)]
 
 
 def _prune(configs, named_args, **constexprs):
@@ -83,30 +79,16 @@ if triton is not None:
     # interpreter, one 16 x 16 tile, so that the tests' short sequences span several tiles.
     # fp32: one 16 x 16 tile. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile)
     FP32_TILES = [(16, 16, 4, 2, 128, 128)]
-    FORWARD_TUNING = _configs(
-        "BLOCK_M",
-        "BLOCK_N",
-        2,
-        [
-            (128, 64, 8, 3, 128, 128),
-            (128, 128, 8, 3, 64, 64),
-            (128, 64, 4, 4, 64, 64),
-            (64, 64, 4, 3, 128, 128),
-            (64, 32, 4, 4, 128, 128),
-        ],
-    ) + _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
-    DKDV_TUNING = _configs(
-        "BLOCK_N",
-        "BLOCK_M",
-        2,
-        [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64), (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)],
-    ) + _configs("BLOCK_N", "BLOCK_M", 4, FP32_TILES)
-    DQ_TUNING = _configs(
-        "BLOCK_M",
-        "BLOCK_N",
-        2,
-        [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64), (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)],
-    ) + _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+    FORWARD_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 128), (128, 128, 8, 3, 64, 64),
+                                                        (128, 64, 4, 4, 64, 64), (64, 64, 4, 3, 128, 128),
+                                                        (64, 32, 4, 4, 128, 128)]) + \
+        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+    DKDV_TUNING = _configs("BLOCK_N", "BLOCK_M", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
+                                                     (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
+        _configs("BLOCK_N", "BLOCK_M", 4, FP32_TILES)
+    DQ_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
+                                                   (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
+        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
     FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
     DKDV_CONFIGS = launch_configs(DKDV_TUNING, triton.Config({"BLOCK_N": 16, "BLOCK_M": 16}))
     DQ_CONFIGS = launch_configs(DQ_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
@@ -115,11 +97,8 @@ if triton is not None:
     @triton.jit
     def _load_tile(base, rows, dims, stride_t, stride_d, T, D):
         """The (rows x dims) tile of a (T x D) matrix at base, zeros where it hangs over the edge."""
-        return tl.load(
-            base + rows[:, None] * stride_t + dims[None, :] * stride_d,
-            mask=(rows[:, None] < T) & (dims[None, :] < D),
-            other=0.0,
-        )
+        return tl.load(base + rows[:, None] * stride_t + dims[None, :] * stride_d,
+                       mask=(rows[:, None] < T) & (dims[None, :] < D), other=0.0)
 
     @triton.jit
     def _query_tile(CAUSAL: tl.constexpr):
@@ -132,29 +111,9 @@ if triton is not None:
         return tile
 
     @triton.jit
-    def _forward_tiles(
-        acc,
-        l,
-        m,
-        q,
-        K,
-        V,
-        rows,
-        dims,
-        lo,
-        hi,
-        stride_kt,
-        stride_kd,
-        stride_vt,
-        stride_vd,
-        T,
-        D,
-        qk_scale,
-        MASK: tl.constexpr,
-        CAUSAL: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
+    def _forward_tiles(acc, l, m, q, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
+                       qk_scale, MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                       BLOCK_N: tl.constexpr):
         """The online-softmax update over key tiles [lo, hi); MASK: apply the causal / past-the-end mask."""
         for start_n in range(lo, hi, BLOCK_N):
             cols = start_n + tl.arange(0, BLOCK_N)
@@ -174,39 +133,10 @@ if triton is not None:
 
     @triton.autotune(configs=FORWARD_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
     @triton.jit
-    def _flash_forward(
-        Q,
-        K,
-        V,
-        O,
-        LSE,
-        stride_qb,
-        stride_qh,
-        stride_qt,
-        stride_qd,
-        stride_kb,
-        stride_kh,
-        stride_kt,
-        stride_kd,
-        stride_vb,
-        stride_vh,
-        stride_vt,
-        stride_vd,
-        stride_ob,
-        stride_oh,
-        stride_ot,
-        stride_od,
-        H,
-        T,
-        D,
-        T_BUCKET,
-        scale,
-        CAUSAL: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_D: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
+    def _flash_forward(Q, K, V, O, LSE, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb, stride_kh, stride_kt,
+                       stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_ob, stride_oh, stride_ot,
+                       stride_od, H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
         Q += b * stride_qb + h * stride_qh
@@ -223,80 +153,19 @@ if triton is not None:
             band_start, end = start_m * BLOCK_M, tl.minimum((start_m + 1) * BLOCK_M, T)
         else:  # stage 1: every whole key tile; stage 2: the ragged last one, if any
             band_start, end = (T // BLOCK_N) * BLOCK_N, T
-        acc, l, m = _forward_tiles(
-            acc,
-            l,
-            m,
-            q,
-            K,
-            V,
-            rows,
-            dims,
-            0,
-            band_start,
-            stride_kt,
-            stride_kd,
-            stride_vt,
-            stride_vd,
-            T,
-            D,
-            qk_scale,
-            False,
-            CAUSAL,
-            PRECISION,
-            BLOCK_N,
-        )
-        acc, l, m = _forward_tiles(
-            acc,
-            l,
-            m,
-            q,
-            K,
-            V,
-            rows,
-            dims,
-            band_start,
-            end,
-            stride_kt,
-            stride_kd,
-            stride_vt,
-            stride_vd,
-            T,
-            D,
-            qk_scale,
-            True,
-            CAUSAL,
-            PRECISION,
-            BLOCK_N,
-        )
+        acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
+                                   stride_vd, T, D, qk_scale, False, CAUSAL, PRECISION, BLOCK_N)
+        acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, band_start, end, stride_kt, stride_kd, stride_vt,
+                                   stride_vd, T, D, qk_scale, True, CAUSAL, PRECISION, BLOCK_N)
         out = acc / l[:, None]
         O += b * stride_ob + h * stride_oh
-        tl.store(
-            O + rows[:, None] * stride_ot + dims[None, :] * stride_od,
-            out.to(O.dtype.element_ty),
-            mask=(rows[:, None] < T) & (dims[None, :] < D),
-        )
+        tl.store(O + rows[:, None] * stride_ot + dims[None, :] * stride_od, out.to(O.dtype.element_ty),
+                 mask=(rows[:, None] < T) & (dims[None, :] < D))
         tl.store(LSE + bh.to(tl.int64) * T + rows, m + tl.log2(l), mask=rows < T)
 
     @triton.jit
-    def _flash_backward_delta(
-        O,
-        DO,
-        DELTA,
-        stride_ob,
-        stride_oh,
-        stride_ot,
-        stride_od,
-        stride_dob,
-        stride_doh,
-        stride_dot,
-        stride_dod,
-        H,
-        T,
-        D,
-        BLOCK_M: tl.constexpr,
-        BLOCK_D: tl.constexpr,
-    ):
+    def _flash_backward_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_od, stride_dob, stride_doh,
+                              stride_dot, stride_dod, H, T, D, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
         """delta_i = sum_d dO_id * O_id, which equals rowsum(P * dP) for row i."""
         start_m, bh = tl.program_id(0), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
@@ -307,30 +176,8 @@ if triton is not None:
         tl.store(DELTA + bh.to(tl.int64) * T + rows, tl.sum(o * do, axis=1), mask=rows < T)
 
     @triton.jit
-    def _dkdv_tiles(
-        dk,
-        dv,
-        k,
-        v,
-        Q,
-        DO,
-        LSE,
-        DELTA,
-        cols,
-        dims,
-        lo,
-        hi,
-        stride_qt,
-        stride_qd,
-        stride_dot,
-        stride_dod,
-        T,
-        D,
-        qk_scale,
-        MASK: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-    ):
+    def _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, lo, hi, stride_qt, stride_qd, stride_dot, stride_dod,
+                    T, D, qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr):
         """Accumulate dK/scale and dV of one key tile over query tiles [lo, hi); MASK: the causal band."""
         for start_m in range(lo, hi, BLOCK_M):
             rows = start_m + tl.arange(0, BLOCK_M)
@@ -351,46 +198,11 @@ if triton is not None:
 
     @triton.autotune(configs=DKDV_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
     @triton.jit
-    def _flash_backward_dkdv(
-        Q,
-        K,
-        V,
-        DO,
-        LSE,
-        DELTA,
-        DK,
-        DV,
-        stride_qb,
-        stride_qh,
-        stride_qt,
-        stride_qd,
-        stride_kb,
-        stride_kh,
-        stride_kt,
-        stride_kd,
-        stride_vb,
-        stride_vh,
-        stride_vt,
-        stride_vd,
-        stride_dob,
-        stride_doh,
-        stride_dot,
-        stride_dod,
-        stride_gb,
-        stride_gh,
-        stride_gt,
-        stride_gd,
-        H,
-        T,
-        D,
-        T_BUCKET,
-        scale,
-        CAUSAL: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_D: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-    ):
+    def _flash_backward_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
+                             stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
+                             stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
+                             H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
         """dK and dV for one tile of BLOCK_N keys, visiting every query tile that can see them.
         DK and DV share one layout (stride_g*); the inputs each have their own strides."""
         start_n, bh = tl.program_id(0), tl.program_id(1)
@@ -408,86 +220,21 @@ if triton is not None:
         qk_scale = scale * LOG2_E
         if CAUSAL:  # stage 1: the diagonal band, masked (earlier queries cannot see these keys at all)
             band_end = (start_n + 1) * BLOCK_N
-            dk, dv = _dkdv_tiles(
-                dk,
-                dv,
-                k,
-                v,
-                Q,
-                DO,
-                LSE,
-                DELTA,
-                cols,
-                dims,
-                start_n * BLOCK_N,
-                band_end,
-                stride_qt,
-                stride_qd,
-                stride_dot,
-                stride_dod,
-                T,
-                D,
-                qk_scale,
-                True,
-                PRECISION,
-                BLOCK_M,
-            )
+            dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, start_n * BLOCK_N, band_end, stride_qt,
+                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, BLOCK_M)
         else:
             band_end = 0
         # stage 2: the queries past the band see every key of this tile
-        dk, dv = _dkdv_tiles(
-            dk,
-            dv,
-            k,
-            v,
-            Q,
-            DO,
-            LSE,
-            DELTA,
-            cols,
-            dims,
-            band_end,
-            T,
-            stride_qt,
-            stride_qd,
-            stride_dot,
-            stride_dod,
-            T,
-            D,
-            qk_scale,
-            False,
-            PRECISION,
-            BLOCK_M,
-        )
+        dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, band_end, T, stride_qt, stride_qd,
+                             stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, BLOCK_M)
         grad = b * stride_gb + h * stride_gh + cols[:, None] * stride_gt + dims[None, :] * stride_gd
         key_mask = (cols[:, None] < T) & (dims[None, :] < D)
         tl.store(DK + grad, (dk * scale).to(DK.dtype.element_ty), mask=key_mask)
         tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=key_mask)
 
     @triton.jit
-    def _dq_tiles(
-        dq,
-        q,
-        do,
-        lse,
-        delta,
-        K,
-        V,
-        rows,
-        dims,
-        lo,
-        hi,
-        stride_kt,
-        stride_kd,
-        stride_vt,
-        stride_vd,
-        T,
-        D,
-        qk_scale,
-        MASK: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
+    def _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
+                  qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
         """Accumulate dQ/scale of one query tile over key tiles [lo, hi); MASK: the causal band."""
         for start_n in range(lo, hi, BLOCK_N):
             cols = start_n + tl.arange(0, BLOCK_N)
@@ -504,45 +251,11 @@ if triton is not None:
 
     @triton.autotune(configs=DQ_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
     @triton.jit
-    def _flash_backward_dq(
-        Q,
-        K,
-        V,
-        DO,
-        LSE,
-        DELTA,
-        DQ,
-        stride_qb,
-        stride_qh,
-        stride_qt,
-        stride_qd,
-        stride_kb,
-        stride_kh,
-        stride_kt,
-        stride_kd,
-        stride_vb,
-        stride_vh,
-        stride_vt,
-        stride_vd,
-        stride_dob,
-        stride_doh,
-        stride_dot,
-        stride_dod,
-        stride_gb,
-        stride_gh,
-        stride_gt,
-        stride_gd,
-        H,
-        T,
-        D,
-        T_BUCKET,
-        scale,
-        CAUSAL: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_D: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
+    def _flash_backward_dq(Q, K, V, DO, LSE, DELTA, DQ, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
+                           stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
+                           stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
+                           H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                           BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """dQ for one tile of BLOCK_M queries, visiting every key tile they can see."""
         start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
@@ -558,78 +271,28 @@ if triton is not None:
         qk_scale = scale * LOG2_E
         # stage 1: key tiles left of the diagonal band (all of them without causality); stage 2: the band
         band_start = start_m * BLOCK_M if CAUSAL else T
-        dq = _dq_tiles(
-            dq,
-            q,
-            do,
-            lse,
-            delta,
-            K,
-            V,
-            rows,
-            dims,
-            0,
-            band_start,
-            stride_kt,
-            stride_kd,
-            stride_vt,
-            stride_vd,
-            T,
-            D,
-            qk_scale,
-            False,
-            PRECISION,
-            BLOCK_N,
-        )
+        dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
+                       stride_vd, T, D, qk_scale, False, PRECISION, BLOCK_N)
         if CAUSAL:
-            dq = _dq_tiles(
-                dq,
-                q,
-                do,
-                lse,
-                delta,
-                K,
-                V,
-                rows,
-                dims,
-                band_start,
-                tl.minimum(band_start + BLOCK_M, T),
-                stride_kt,
-                stride_kd,
-                stride_vt,
-                stride_vd,
-                T,
-                D,
-                qk_scale,
-                True,
-                PRECISION,
-                BLOCK_N,
-            )
-        tl.store(
-            DQ + b * stride_gb + h * stride_gh + rows[:, None] * stride_gt + dims[None, :] * stride_gd,
-            (dq * scale).to(DQ.dtype.element_ty),
-            mask=(rows[:, None] < T) & (dims[None, :] < D),
-        )
+            dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, band_start, tl.minimum(band_start + BLOCK_M, T),
+                           stride_kt, stride_kd, stride_vt, stride_vd, T, D, qk_scale, True, PRECISION, BLOCK_N)
+        tl.store(DQ + b * stride_gb + h * stride_gh + rows[:, None] * stride_gt + dims[None, :] * stride_gd,
+                 (dq * scale).to(DQ.dtype.element_ty), mask=(rows[:, None] < T) & (dims[None, :] < D))
 
 
 def launch_args(q: torch.Tensor, causal: bool) -> dict:
     """The compile-time arguments every attention kernel takes for these inputs (make kernels-compile too)."""
     D = q.size(-1)
-    return {
-        "CAUSAL": causal,
-        "PRECISION": dot_precision(q.dtype),
-        "BLOCK_D": max(16, triton.next_power_of_2(D)),
-    }  # tl.dot needs >= 16; dims past D are masked to 0
+    return {"CAUSAL": causal, "PRECISION": dot_precision(q.dtype),
+            "BLOCK_D": max(16, triton.next_power_of_2(D))}  # tl.dot needs >= 16; dims past D are masked to 0
 
 
 def check_shape(name: str, q: torch.Tensor) -> None:
     """Refuse, in one line, what the kernels cannot compile for."""
     check_dtype(name, q)
     if q.size(-1) > MAX_HEAD_DIM:
-        raise ValueError(
-            f"{name} supports head_dim up to {MAX_HEAD_DIM} (its tiles must fit in a GPU's shared "
-            f"memory); got head_dim {q.size(-1)}: use more heads, or kernel=sdpa / kernel=eager"
-        )
+        raise ValueError(f"{name} supports head_dim up to {MAX_HEAD_DIM} (its tiles must fit in a GPU's shared "
+                         f"memory); got head_dim {q.size(-1)}: use more heads, or kernel=sdpa / kernel=eager")
 
 
 class FlashAttention(torch.autograd.Function):
@@ -641,23 +304,8 @@ class FlashAttention(torch.autograd.Function):
         scale = 1.0 / math.sqrt(D)
         common = launch_args(q, causal)
         grid = lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)
-        _flash_forward[grid](
-            q,
-            k,
-            v,
-            out,
-            lse,
-            *q.stride(),
-            *k.stride(),
-            *v.stride(),
-            *out.stride(),
-            H,
-            T,
-            D,
-            triton.next_power_of_2(T),
-            scale,
-            **common,
-        )
+        _flash_forward[grid](q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
+                             triton.next_power_of_2(T), scale, **common)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal, ctx.scale = causal, scale
         return out
@@ -670,28 +318,17 @@ class FlashAttention(torch.autograd.Function):
         delta = torch.empty_like(lse)
         delta_rows = 64
         _flash_backward_delta[(triton.cdiv(T, delta_rows), B * H)](
-            out,
-            grad_out,
-            delta,
-            *out.stride(),
-            *grad_out.stride(),
-            H,
-            T,
-            D,
-            BLOCK_M=delta_rows,
-            BLOCK_D=common["BLOCK_D"],
-        )
+            out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
+            BLOCK_M=delta_rows, BLOCK_D=common["BLOCK_D"])
         # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
         dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
         inputs = (q, k, v, grad_out, lse, delta)
         strides = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride())
         sizes = (H, T, D, triton.next_power_of_2(T), ctx.scale)
         _flash_backward_dkdv[lambda meta: (triton.cdiv(T, meta["BLOCK_N"]), B * H)](
-            *inputs, dk, dv, *strides, *sizes, **common
-        )
+            *inputs, dk, dv, *strides, *sizes, **common)
         _flash_backward_dq[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](
-            *inputs, dq, *strides, *sizes, **common
-        )
+            *inputs, dq, *strides, *sizes, **common)
         return dq, dk, dv, None
 
 

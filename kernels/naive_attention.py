@@ -19,37 +19,17 @@ from kernels.triton_runtime import INTERPRETING, TL_DTYPE, check_can_run, check_
 
 # One fixed tile per operand width, as a textbook would; fp32's is smaller: its FMA / TF32 paths need twice
 # the registers (make kernels-compile).
-TILES = {
-    2: {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3},
-    4: {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2},
-}
+TILES = {2: {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3},
+         4: {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2}}
 
 if triton is not None:
 
     @triton.jit
-    def _batched_matmul(
-        a_ptr,
-        b_ptr,
-        c_ptr,
-        M,
-        N,
-        K,
-        alpha,
-        stride_ab,
-        stride_am,
-        stride_ak,
-        stride_bb,
-        stride_bk,
-        stride_bn,
-        stride_cb,
-        stride_cm,
-        stride_cn,
-        DOT: tl.constexpr,
-        PRECISION: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-        BLOCK_K: tl.constexpr,
-    ):
+    def _batched_matmul(a_ptr, b_ptr, c_ptr, M, N, K, alpha,
+                        stride_ab, stride_am, stride_ak, stride_bb, stride_bk, stride_bn,
+                        stride_cb, stride_cm, stride_cn,
+                        DOT: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                        BLOCK_K: tl.constexpr):
         """C[b] = alpha * A[b] @ B[b], one (BLOCK_M x BLOCK_N) tile of C per program, operands rounded to DOT,
         fp32 accumulation."""
         pid_m, pid_n, batch = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
@@ -69,9 +49,8 @@ if triton is not None:
         tl.store(c, (acc * alpha).to(c_ptr.dtype.element_ty), mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def batched_matmul(
-    a: torch.Tensor, b: torch.Tensor, operands: torch.dtype, alpha: float = 1.0, out_dtype: torch.dtype | None = None
-) -> torch.Tensor:
+def batched_matmul(a: torch.Tensor, b: torch.Tensor, operands: torch.dtype, alpha: float = 1.0,
+                   out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """alpha * a @ b for (batch, M, K) and (batch, K, N) tensors of any strides, multiplied as `operands`
     (the attention inputs' dtype: a bf16 model multiplies in bf16, whatever the scores are kept in)."""
     (batch, M, K), N = a.shape, b.size(-1)
@@ -81,21 +60,8 @@ def batched_matmul(
     if INTERPRETING:
         tile = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": tile["BLOCK_K"]}
     grid = (triton.cdiv(M, tile["BLOCK_M"]), triton.cdiv(N, tile["BLOCK_N"]), batch)
-    _batched_matmul[grid](
-        a,
-        b,
-        c,
-        M,
-        N,
-        K,
-        alpha,
-        *a.stride(),
-        *b.stride(),
-        *c.stride(),
-        DOT=TL_DTYPE[operands],
-        PRECISION=dot_precision(operands),
-        **tile,
-    )
+    _batched_matmul[grid](a, b, c, M, N, K, alpha, *a.stride(), *b.stride(), *c.stride(),
+                          DOT=TL_DTYPE[operands], PRECISION=dot_precision(operands), **tile)
     return c
 
 

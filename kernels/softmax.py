@@ -23,18 +23,8 @@ MAX_ROW = 16384  # longest row one program holds in registers without spilling (
 if triton is not None:
 
     @triton.jit
-    def _softmax_forward(
-        x_ptr,
-        y_ptr,
-        x_row_stride,
-        y_row_stride,
-        n_rows,
-        n_cols,
-        rows_per_matrix,
-        CAUSAL: tl.constexpr,
-        BLOCK: tl.constexpr,
-        NUM_STAGES: tl.constexpr,
-    ):
+    def _softmax_forward(x_ptr, y_ptr, x_row_stride, y_row_stride, n_rows, n_cols, rows_per_matrix,
+                         CAUSAL: tl.constexpr, BLOCK: tl.constexpr, NUM_STAGES: tl.constexpr):
         cols = tl.arange(0, BLOCK)
         for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
             row = tl.cast(row, tl.int64)  # row * stride can pass 2**31
@@ -47,18 +37,8 @@ if triton is not None:
             tl.store(y_ptr + row * y_row_stride + cols, y.to(y_ptr.dtype.element_ty), mask=cols < n_cols)
 
     @triton.jit
-    def _softmax_backward(
-        y_ptr,
-        dy_ptr,
-        dx_ptr,
-        y_row_stride,
-        dy_row_stride,
-        dx_row_stride,
-        n_rows,
-        n_cols,
-        BLOCK: tl.constexpr,
-        NUM_STAGES: tl.constexpr,
-    ):
+    def _softmax_backward(y_ptr, dy_ptr, dx_ptr, y_row_stride, dy_row_stride, dx_row_stride, n_rows, n_cols,
+                          BLOCK: tl.constexpr, NUM_STAGES: tl.constexpr):
         cols = tl.arange(0, BLOCK)
         inside = cols < n_cols
         for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
@@ -90,10 +70,8 @@ def _check_row(name: str, x: torch.Tensor) -> None:
     check_can_run(name, x)
     check_dtype(name, x)
     if x.size(-1) > MAX_ROW:
-        raise ValueError(
-            f"{name} takes rows of up to {MAX_ROW} elements (a row must fit in one program's "
-            f"registers); got {x.size(-1)}: use kernel=triton (flash attention) for longer sequences"
-        )
+        raise ValueError(f"{name} takes rows of up to {MAX_ROW} elements (a row must fit in one program's "
+                         f"registers); got {x.size(-1)}: use kernel=triton (flash attention) for longer sequences")
 
 
 def softmax_forward(x: torch.Tensor, causal: bool = False, out_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -108,16 +86,8 @@ def softmax_forward(x: torch.Tensor, causal: bool = False, out_dtype: torch.dtyp
     y2d = torch.empty(x2d.shape, dtype=out_dtype or x.dtype, device=x.device)
     config = launch_config(n_cols)
     _softmax_forward[_grid(x2d.size(0), config["num_warps"], x.device)](
-        x2d,
-        y2d,
-        x2d.stride(0),
-        y2d.stride(0),
-        x2d.size(0),
-        n_cols,
-        x.size(-2) if causal else 1,
-        CAUSAL=causal,
-        **config,
-    )
+        x2d, y2d, x2d.stride(0), y2d.stride(0), x2d.size(0), n_cols, x.size(-2) if causal else 1, CAUSAL=causal,
+        **config)
     return y2d.view(x.shape)
 
 
@@ -129,8 +99,7 @@ def softmax_backward(y: torch.Tensor, dy: torch.Tensor, out_dtype: torch.dtype |
     dx2d = torch.empty(y2d.shape, dtype=out_dtype or dy.dtype, device=y.device)
     config = launch_config(n_cols)
     _softmax_backward[_grid(y2d.size(0), config["num_warps"], y.device)](
-        y2d, dy2d, dx2d, y2d.stride(0), dy2d.stride(0), dx2d.stride(0), y2d.size(0), n_cols, **config
-    )
+        y2d, dy2d, dx2d, y2d.stride(0), dy2d.stride(0), dx2d.stride(0), y2d.size(0), n_cols, **config)
     return dx2d.view(y.shape)
 
 

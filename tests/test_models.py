@@ -22,7 +22,13 @@ def build(phase: str, backend: str = "eager", dropout: float = 0.0):
         "multihead": lambda: MultiHeadAttentionLM(**common, **attn, n_head=H),
         "block": lambda: BlockLM(**common, **attn, n_head=H),
         "gpt": lambda: GPT(**common, **attn, n_head=H, n_layer=L),
+        "modern": lambda: GPT(**common, **attn, n_head=H, n_layer=L, **PHASE_7),
     }[phase]()
+
+
+# phase 7's switches, all on
+PHASE_7 = dict(pos="rope", qk_norm=True, mlp="relu2", zero_init_proj=True, tie_embeddings=False, logit_softcap=15.0,
+               value_embeddings=True)  # fmt: skip
 
 
 PHASES = list(gpt.config.PHASES)
@@ -40,6 +46,8 @@ def expected_params(phase: str) -> int:
         "multihead": embeddings + attention + head,  # heads split the same channels
         "block": embeddings + block + head,
         "gpt": embeddings + L * block + 2 * C,  # final LayerNorm; the head is tied to the token embedding
+        # no position table (rotary), an untied head, a value embedding table and 2 mixing weights per layer
+        "modern": V * C + L * (block + V * C + 2) + 2 * C + head,
     }[phase]
 
 

@@ -55,6 +55,10 @@ def interrupt(run_dir: Path, signum: int, corpus: Path) -> subprocess.CompletedP
     for line in process.stdout:  # the model summary is printed when training starts
         if "Total params" in line:
             break
+    first_checkpoint, deadline = run_dir / "checkpoints" / "last.ckpt", time.monotonic() + 120
+    while signum == signal.SIGKILL and not first_checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # a killed run keeps only its validations' checkpoints: kill it after the first (a busy
+        # machine may take longer than the sleep below to get there)
     time.sleep(2.5)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=300)

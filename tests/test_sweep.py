@@ -114,7 +114,7 @@ def sweep_values(key: str, values: str) -> list[str]:
     """The values Hydra's sweeper gives `key` for `values` (a list, a range, or glob() over a group's options)."""
     override = OverridesParser.create().parse_override(f"{key}={values}")
     if isinstance(override.value(), Glob):
-        return override.value().filter(sorted(p.stem for p in (REPO / "conf" / key).glob("*.yaml")))
+        return override.value().filter(sorted(p.stem for p in (REPO / "conf" / key.lstrip("+")).glob("*.yaml")))
     return list(override.sweep_string_iterator())
 
 

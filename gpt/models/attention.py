@@ -10,21 +10,35 @@ import torch
 from torch import nn
 
 import kernels
+from gpt.models import modern
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd: int, n_head: int, dropout: float, backend: str):
+    """Phase 7's switches (gpt/models/modern.py), off by default: `rotary` (a Rotary module) and `qk_norm` act on
+    q and k before the attention backend; `value_mix` learns how much of a value embedding joins the values."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float, backend: str, rotary: nn.Module | None = None,
+                 qk_norm: bool = False, value_mix: bool = False):  # fmt: skip
         super().__init__()
         assert n_embd % n_head == 0, "n_embd must be divisible by n_head"  # validated earlier for users
         self.n_head, self.dropout, self.backend = n_head, dropout, backend
         self.qkv = nn.Linear(n_embd, 3 * n_embd)  # queries, keys and values of all heads in one matmul
         self.proj = nn.Linear(n_embd, n_embd)  # mixes the concatenated heads; a residual projection
         self.resid_dropout = nn.Dropout(dropout)
+        self.rotary, self.qk_norm = rotary, qk_norm
+        self.value_mix = nn.Parameter(torch.tensor([0.5, 0.5])) if value_mix else None  # v <- a v + b ve
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, value_embedding: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
         # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if self.qk_norm:
+            q, k = modern.qk_norm(q), modern.qk_norm(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        if value_embedding is not None:
+            per_head = value_embedding.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            v = self.value_mix[0] * v + self.value_mix[1] * per_head.to(v.dtype)
         y = kernels.attention(
             q, k, v, backend=self.backend, causal=True, dropout_p=self.dropout if self.training else 0.0
         )
