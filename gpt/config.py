@@ -66,15 +66,16 @@ class GPTConfig(MultiHeadConfig):
 
 @dataclass
 class ModernConfig(GPTConfig):
-    """Phase 7: GPT with the speedrun's techniques, each a switch whose off value is GPT-2's (gpt/models/modern.py)."""
+    """Phase 7: GPT with the speedrun's techniques, each a switch whose off value is GPT-2's (gpt/models/modern.py);
+    on by default are those that paid in the ablation (conf/model/modern.yaml)."""
 
     pos: str = "rope"  # learned | rope
-    qk_norm: bool = True
+    qk_norm: bool = False
     mlp: str = "relu2"  # gelu | relu2
-    zero_init_proj: bool = True
-    tie_embeddings: bool = False
-    logit_softcap: float = 15.0  # 0: off
-    value_embeddings: bool = True
+    zero_init_proj: bool = False
+    tie_embeddings: bool = True
+    logit_softcap: float = 0.0  # 0: off
+    value_embeddings: bool = False
 
 
 # -- everything else -----------------------------------------------------------------------------------------

@@ -150,8 +150,8 @@ def test_phase_7_with_every_switch_off_trains_exactly_as_phase_5(tmp_path, war_a
 
 def test_phase_7_trains_with_every_switch_on(tmp_path, war_and_peace):
     tiny = tiny_except("trainer.max_steps")
-    summary = train_composed("model=modern", *tiny, "trainer.max_steps=6", "trainer.log_every_n_steps=1",
-                             run_dir=tmp_path, env={"GPT_DATA": str(war_and_peace)})  # fmt: skip
+    overrides = ["model=modern", "+ablation=all_on", *tiny, "trainer.max_steps=6", "trainer.log_every_n_steps=1"]
+    summary = train_composed(*overrides, run_dir=tmp_path, env={"GPT_DATA": str(war_and_peace)})
     losses = train_losses(tmp_path)
     assert summary["phase"] == "modern" and len(losses) == 6 and all(map(math.isfinite, losses))
     assert losses[-1] < losses[0]

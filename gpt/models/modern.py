@@ -1,6 +1,6 @@
 """Phase 7: the modern GPT. Phase 5 plus the techniques of the GPT-2 speedrun (modded-nanogpt), each a switch.
 
-    switch (model.*)      off (= phase 5)    on (phase 7's default)
+    switch (model.*)      off (= phase 5)    on
     pos                   learned            rope      rotary position embeddings on q and k
     qk_norm               false              true      RMS-normalised queries and keys
     mlp                   gelu               relu2     ReLU(x)^2 in the MLP
@@ -10,8 +10,9 @@
     value_embeddings      false              true      a per-layer token embedding mixed into the values
 
 and, in the optimiser config, `optim.algorithm=adamw|muon` and `optim.schedule=cosine|wsd` (gpt/optim.py).
-Each technique below is one small function or module; GPT (transformer.py) wires them in where they act, so
-that with every switch off this is phase 5, parameter for parameter (tested). Rotary embeddings and QK-norm
+model=modern turns on those that paid at this scale in the ablation (conf/model/modern.yaml says which, with
+the figures). Each technique below is one small function or module; GPT (transformer.py) wires them in where
+they act, so that with every switch off this is phase 5, parameter for parameter (tested). Rotary embeddings and QK-norm
 act on q and k before `kernels.attention`, so every attention backend serves phase 7 unchanged.
 """
 
