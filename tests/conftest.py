@@ -17,6 +17,9 @@ import torch
 # (TRITON_INTERPRET=1 forces the interpreter anywhere). It must be set before triton is first imported (Lightning
 # imports it, through torch._dynamo); subprocesses inherit it.
 os.environ.setdefault("TRITON_INTERPRET", "0" if torch.cuda.is_available() else "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # several test processes share the cores: one thread each (and each
+    torch.set_num_threads(1)  # process a test starts) instead of every process contending for all of them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from hydra import compose, initialize_config_dir
