@@ -17,7 +17,7 @@ import kernels
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
 from gpt.tokenizer import CharTokenizer
-from gpt.validation import SAMPLE_RANGES, check_ranges
+from gpt.validation import SAMPLE_RANGES, check_allowed
 
 if TYPE_CHECKING:
     from gpt.module import LanguageModelModule
@@ -92,7 +92,7 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
-        check_ranges(cfg, SAMPLE_RANGES)
+        check_allowed(cfg, SAMPLE_RANGES)
         module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
         try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
             for text in stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed):

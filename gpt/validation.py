@@ -36,6 +36,22 @@ class Range:
         closing = ")" if self.high_open or self.high is None else "]"
         return f"{opening}{low}, {high}{closing}"
 
+    def describe(self) -> str:
+        return f"must be in {self}"
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """The allowed spellings of a string option."""
+
+    values: tuple[str, ...]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values
+
+    def describe(self) -> str:
+        return f"allowed are {', '.join(self.values)}"
+
 
 POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=True)
 SEED = Range(0, 2**32 - 1)  # numpy's seeds
@@ -45,7 +61,7 @@ SAMPLE_RANGES = {
     "top_k": POSITIVE,
     "seed": SEED,
 }
-# Every numeric option and its allowed values (a key a phase lacks, or a null, is skipped).
+# Every numeric option and its allowed values.
 RANGES = {
     "seed": SEED,
     "data.block_size": POSITIVE,
@@ -73,24 +89,23 @@ RANGES = {
     "trainer.gradient_clip_val": NON_NEGATIVE,
     **{f"sample.{key}": allowed for key, allowed in SAMPLE_RANGES.items() if key != "seed"},
 }
+# ... and every string option's spellings: what check_config holds each option to
+ALLOWED = {**RANGES, **{key: OneOf(values) for key, values in CHOICES.items()}}
 
 
-def check_ranges(cfg: DictConfig, ranges: dict[str, Range]) -> None:
-    for key, allowed in ranges.items():
+def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> None:
+    """Each option's value is allowed (a key a phase lacks, or a null, is skipped)."""
+    for key, allowed in allowed_values.items():
         value = OmegaConf.select(cfg, key)
         if value is not None and value not in allowed:
-            raise UserError(f"{key}={value}: must be in {allowed}")
+            raise UserError(f"{key}={value}: {allowed.describe()}")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
-    check_ranges(cfg, RANGES)
+    check_allowed(cfg, ALLOWED)
     if "backend" in cfg.model:  # the bigram phase has no attention
         kernels.check_backend(cfg.kernel.backend, dropout_p=cfg.model.dropout)
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value not in allowed:
-            raise UserError(f"{key}={value}: allowed are {', '.join(allowed)}")
     model = cfg.model
     if "block_size" in model and cfg.data.block_size > model.block_size:
         raise UserError(
