@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from gpt.config import CONFIG_DIR, register_configs  # noqa: E402
 from gpt.data import RandomWindows  # noqa: E402
 from gpt.machine import describe_machine, machine_slug  # noqa: E402
 from gpt.module import LanguageModelModule  # noqa: E402
+from gpt.optim import build_schedule, decay_groups  # noqa: E402
 
 MODEL = ["model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.dropout=0.0"]  # nanoGPT's CPU model
 # nanoGPT's shakespeare_char recipe (lr 1e-3, beta2 0.99, warmup 100, weight decay 0.1, clip 1.0)
@@ -61,21 +61,10 @@ def shape_overrides(shape: str, steps: int) -> list[str]:
             f"trainer.max_steps={steps}", "trainer.precision=32"]  # fmt: skip
 
 
-def warmup_cosine(optimizer, warmup: int, steps: int, min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """nanoGPT's get_lr: linear warmup, then cosine decay to min_ratio of the peak at the last step."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, steps - warmup)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def plain_loop(out: Path, overrides: list[str]) -> None:
-    """nanoGPT's loop in fp32 (its AdamW and LR schedule), on the model and data the harness composes for these
-    overrides."""
+    """nanoGPT's loop in fp32, on the model and data the harness composes for these overrides. nanoGPT's AdamW
+    (decay on the 2-D weights, fused only on CUDA) and its get_lr (linear warmup, cosine decay to a tenth of the
+    peak) are what gpt/optim.py builds for the harness, so the loop takes them from there."""
     register_configs()
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", [*overrides, "kernel=sdpa"])  # nanoGPT attends through F.sdpa
@@ -87,12 +76,10 @@ def plain_loop(out: Path, overrides: list[str]) -> None:
                                  vocab=data.tokenizer.chars,
                                  max_steps=cfg.trainer.max_steps)  # fmt: skip
     model = module.model.to(device)
-    opt = cfg.optim  # nanoGPT's AdamW: decay on the 2-D weights, fused only on CUDA
-    decayed = [p for p in model.parameters() if p.dim() >= 2]
-    groups = [{"params": decayed, "weight_decay": opt.weight_decay},
-              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
+    opt = cfg.optim
+    groups = decay_groups(list(model.parameters()), opt.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), fused=device == "cuda")
-    schedule = warmup_cosine(optimizer, opt.warmup_steps, cfg.trainer.max_steps, opt.min_lr_ratio)
+    schedule = build_schedule(optimizer, opt, cfg.trainer.max_steps)
     batches = iter(RandomWindows(data.train_data, cfg.data.block_size, cfg.data.batch_size, cfg.seed))
     model.train()
     seconds = 0.0

@@ -54,26 +54,26 @@ class MuonWithAdamW(torch.optim.Optimizer):
         self.param_groups = [group for part in self.parts for group in part.param_groups]
 
 
+def decay_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW's two groups: the matrices decayed, the 1-D parameters not."""
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
 def build_optimizer(model: nn.Module, opt: dict[str, Any]) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     betas = (opt["beta1"], opt["beta2"])
     if opt["algorithm"] == "adamw":
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": opt["weight_decay"]},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=opt["lr"], betas=betas)
+        return torch.optim.AdamW(decay_groups(params, opt["weight_decay"]), lr=opt["lr"], betas=betas)
     # Muon: the blocks' 2-D weights; AdamW: embeddings and head (decayed) and every 1-D parameter
     matrices = [
         p for name, p in model.named_parameters() if p.requires_grad and p.dim() == 2 and ".body." in f".{name}"
     ]
     chosen = {id(p) for p in matrices}
-    rest = [p for p in params if id(p) not in chosen]
-    groups = [
-        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": opt["weight_decay"]},
-        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return MuonWithAdamW(matrices, groups, lr=opt["lr"], betas=betas, weight_decay=opt["weight_decay"])
+    rest = decay_groups([p for p in params if id(p) not in chosen], opt["weight_decay"])
+    return MuonWithAdamW(matrices, rest, lr=opt["lr"], betas=betas, weight_decay=opt["weight_decay"])
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, opt: dict[str, Any], max_steps: int) -> LRScheduler:
