@@ -33,9 +33,10 @@ class Rotary(nn.Module):
         super().__init__()
         frequencies = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (head_dim / 2,)
         angles = torch.outer(torch.arange(block_size, dtype=torch.float64), frequencies)  # (block_size, head_dim / 2)
-        # not saved in checkpoints: a pure function of the shape
-        self.register_buffer("cos", angles.cos().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        # not saved in checkpoints (a pure function of the shape); kept in float64 and cast to the activations'
+        # dtype where used, so that a float64 model rotates exactly (the rotation stays orthogonal)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, heads, T, head_dim), rotated pair by pair: (a, b) -> (a cos - b sin, a sin + b cos)."""
