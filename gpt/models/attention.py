@@ -6,11 +6,15 @@ on n_embd / n_head channels each, are concatenated, and mixed back by an output 
 The inner computation is delegated to `kernels.attention`, so every backend serves every phase.
 """
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
 import kernels
 from gpt.models import modern
+from gpt.models.kv_cache import KVCache
+from kernels.eager import eager_attention
 
 
 class CausalSelfAttention(nn.Module):
@@ -28,19 +32,35 @@ class CausalSelfAttention(nn.Module):
         self.rotary, self.qk_norm = rotary, qk_norm
         self.value_mix = nn.Parameter(torch.tensor([0.5, 0.5])) if value_mix else None  # v <- a v + b ve
 
-    def forward(self, x: torch.Tensor, value_embedding: torch.Tensor | None = None) -> torch.Tensor:
+    def queries_keys_values(
+        self, x: torch.Tensor, value_embedding: torch.Tensor | None = None, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (B, T, C) at positions start .. start + T - 1 -> q, k, v, each (B, n_head, T, head_dim), as the
+        attention sees them (after QK-norm and rotary embeddings, when on)."""
         B, T, C = x.shape
         # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         if self.qk_norm:
             q, k = modern.qk_norm(q), modern.qk_norm(k)
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, start), self.rotary(k, start)
         if value_embedding is not None:
             per_head = value_embedding.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
             v = self.value_mix[0] * v + self.value_mix[1] * per_head.to(v.dtype)
-        y = kernels.attention(
-            q, k, v, backend=self.backend, causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        return q, k, v
+
+    def forward(
+        self, x: torch.Tensor, value_embedding: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """x: (B, T, C). With a cache, x holds the positions after those cached, which the queries also see."""
+        B, T, C = x.shape
+        q, k, v = self.queries_keys_values(x, value_embedding, start=cache.length if cache is not None else 0)
+        if cache is not None:
+            k, v = cache.extend(self, k, v)  # the keys and values of every position so far
+        if k.size(-2) == T:  # the whole sequence at once: the configured backend
+            dropout_p = self.dropout if self.training else 0.0
+            y = kernels.attention(q, k, v, backend=self.backend, causal=True, dropout_p=dropout_p)
+        else:  # new queries after cached keys (sampling): the textbook math, whose mask allows T < S
+            y = eager_attention(q, k, v, causal=True)
         y = y.transpose(1, 2).reshape(B, T, C)  # concatenate the heads
         return self.resid_dropout(self.proj(y))

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gpt.models.kv_cache import RecomputedContext
+
 
 class LanguageModel(nn.Module):
     """A model mapping token ids (batch, T) to next-token logits (batch, T, vocab)."""
@@ -28,7 +30,12 @@ class LanguageModel(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    @torch.no_grad()
+    def sampling_context(self, idx: torch.Tensor, kv_cache: bool = True):
+        """What gives the next token's logits while sampling (gpt/models/kv_cache.py): a model without attention
+        has no keys and values to cache, and recomputes its context."""
+        return RecomputedContext(self, idx)
+
+    @torch.inference_mode()
     def stream(
         self,
         idx: torch.Tensor,
@@ -36,17 +43,19 @@ class LanguageModel(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        kv_cache: bool = True,
     ) -> Iterator[torch.Tensor]:
         """Extend idx (batch, T) by sampling one token at a time from softmax(logits / temperature), keeping only
-        the top_k most likely tokens when top_k is given; yields each new (batch, 1) token as it is drawn."""
+        the top_k most likely tokens when top_k is given; yields each new (batch, 1) token as it is drawn.
+        kv_cache=False recomputes the whole context for every token (the reference the cache is checked against)."""
+        context = self.sampling_context(idx, kv_cache)
         for _ in range(max_new_tokens):
-            context = idx[:, -self.block_size :]
-            logits = self.logits(context)[:, -1, :].float() / temperature
+            logits = context.next_logits().float() / temperature
             if top_k is not None:
                 kth_largest = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
                 logits = logits.masked_fill(logits < kth_largest, float("-inf"))
             next_id = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
-            idx = torch.cat([idx, next_id], dim=1)
+            context.append(next_id)
             yield next_id
 
     def generate(
@@ -56,6 +65,7 @@ class LanguageModel(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        kv_cache: bool = True,
     ) -> torch.Tensor:
         """idx followed by max_new_tokens sampled tokens (see stream)."""
-        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, generator)], dim=1)
+        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache)], dim=1)

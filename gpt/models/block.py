@@ -1,11 +1,14 @@
 """Phase 4: the transformer block, attention plus a feed-forward MLP, each on a residual path."""
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gpt.models import modern
 from gpt.models.attention import CausalSelfAttention
+from gpt.models.kv_cache import KVCache
 
 ACTIVATIONS = {"gelu": F.gelu, "relu2": modern.relu_squared}  # model.mlp
 
@@ -36,6 +39,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout, mlp)
 
-    def forward(self, x: torch.Tensor, value_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), value_embedding)
+    def forward(
+        self, x: torch.Tensor, value_embedding: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), value_embedding, cache)
         return x + self.mlp(self.ln_2(x))

@@ -17,6 +17,7 @@ from gpt.models import modern
 from gpt.models.attention import CausalSelfAttention
 from gpt.models.base import LanguageModel
 from gpt.models.block import Block
+from gpt.models.kv_cache import CachedContext, KVCache, RecomputedContext
 
 
 class TransformerLM(LanguageModel):
@@ -45,18 +46,27 @@ class TransformerLM(LanguageModel):
             self.head.weight = self.tok_emb.weight
         self.apply(_init_weights)
 
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+    def logits(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """idx: (B, T) token ids; with a cache, the T positions after those it holds (which it then also holds)."""
+        start = cache.length if cache is not None else 0
         T = idx.size(1)
-        if self.block_size < T:
-            raise ValueError(f"sequence of length {T} is longer than the model's block_size={self.block_size}")
+        if self.block_size < start + T:
+            raise ValueError(
+                f"sequence of length {start + T} is longer than the model's block_size={self.block_size}"
+            )
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(T, device=idx.device))
-        logits = self.head(self.ln_f(self.forward_body(self.drop(x), idx)))
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
+        logits = self.head(self.ln_f(self.forward_body(self.drop(x), idx, cache)))
+        if cache is not None:
+            cache.advance(T)
         return modern.softcap(logits, self.logit_softcap) if self.logit_softcap else logits
 
-    def forward_body(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def forward_body(self, x: torch.Tensor, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        return self.body(x, cache=cache)
+
+    def sampling_context(self, idx: torch.Tensor, kv_cache: bool = True):
+        return CachedContext(self, idx) if kv_cache else RecomputedContext(self, idx)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -117,8 +127,8 @@ class GPT(TransformerLM):
                     # keeps it ~constant with depth.
                     nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
-    def forward_body(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def forward_body(self, x: torch.Tensor, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         values = self.value_embeddings(idx) if self.value_embeddings is not None else [None] * len(self.body)
         for block, value in zip(self.body, values, strict=True):
-            x = block(x, value)
+            x = block(x, value, cache)
         return x
