@@ -19,7 +19,7 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manyli
 # Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
 RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
 
-.PHONY: install train test format sweep sweep-backends report dashboard sync bench bench-attention sample clean \
+.PHONY: install train test format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling sample clean \
 	kernels-compile gpu-check wheelhouse
 
 install: $(VENV)/.installed
@@ -77,6 +77,10 @@ bench: install
 ## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
 bench-attention: install
 	$(PY) experiments/bench_attention.py
+
+## Sampling speed, KV cache against recomputing the context, default model (experiments/sampling/, ~1 min).
+bench-sampling: install
+	$(PY) experiments/bench_sampling.py
 
 ## Compile every Triton kernel config for sm_80 and sm_90 with the triton wheel's compiler and ptxas, no GPU
 ## needed (~10 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Table in

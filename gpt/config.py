@@ -146,6 +146,7 @@ class SampleConfig:
     max_new_tokens: int = 500
     temperature: float = 0.8
     top_k: int | None = None
+    kv_cache: bool = True  # keep the context's keys and values (false: recompute the context for every character)
 
 
 @dataclass

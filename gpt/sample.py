@@ -6,6 +6,7 @@ The checkpoint carries the model config and the vocabulary, so no corpus is need
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,9 +42,10 @@ def stream_text(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    kv_cache: bool = True,
 ) -> Iterator[str]:
     """The prompt, then each sampled character as soon as it is drawn (options checked by the caller:
-    SAMPLE_RANGES)."""
+    SAMPLE_RANGES). kv_cache=False recomputes the context for every character (gpt/models/kv_cache.py)."""
     import torch  # here, not at the top: `--help` and option errors answer without loading torch
 
     tokenizer = module.tokenizer
@@ -55,7 +57,8 @@ def stream_text(
     model.eval()
     try:
         generator = torch.Generator(device=module.device).manual_seed(seed)
-        for next_id in model.stream(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator):
+        new_ids = model.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache=kv_cache)
+        for next_id in new_ids:
             yield tokenizer.decode([next_id.item()])
     finally:
         model.train(was_training)
@@ -68,9 +71,10 @@ def generate_text(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    kv_cache: bool = True,
 ) -> str:
     """The prompt followed by max_new_tokens sampled characters."""
-    return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed))
+    return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
 
 
 def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModule:
@@ -94,13 +98,20 @@ def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_allowed(cfg, SAMPLE_RANGES)
         module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
+        texts = stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
         try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
-            for text in stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed):
+            print(next(texts), end="", flush=True)  # the prompt
+            start, sampled = time.perf_counter(), 0
+            for text in texts:
                 print(text, end="", flush=True)
+                sampled += 1
         except KeyboardInterrupt:
             print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)
             sys.exit(130)
-        print()
+        seconds = time.perf_counter() - start
+        how = "with a KV cache" if cfg.kv_cache else "recomputing the context"
+        rate = f"{sampled / seconds:,.0f} characters/s"
+        print(f"\n[{sampled} characters in {seconds:.2f} s: {rate}, {how}]", file=sys.stderr)
 
 
 def main() -> None:

@@ -203,6 +203,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
                 max_new_tokens=cfg.sample.max_new_tokens,
                 temperature=cfg.sample.temperature,
                 top_k=cfg.sample.top_k,
+                kv_cache=cfg.sample.kv_cache,
                 seed=cfg.seed,
             )
     except TrainingInterrupted as stop:

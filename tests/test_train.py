@@ -4,6 +4,7 @@ checkpoints sample on their own, a tiny model overfits, W&B stays offline withou
 import csv
 import itertools
 import math
+import re
 from collections import Counter
 
 import pytest
@@ -69,6 +70,13 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert text.startswith("the quick") and len(text) == len("the quick") + 25
     assert set(text) <= set("the quick brown fox jumps over the lazy dog. ")
     assert not list(tmp_path.glob("outputs")), "sampling must not write a run dir"
+    assert re.search(r"\[25 characters in [\d.]+ s: [\d,]+ characters/s, with a KV cache\]", result.stderr)
+    # within the block (16 characters) the cache samples what recomputing the context samples
+    within = [
+        run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='the quick'", "max_new_tokens=7", f"kv_cache={kv_cache}")
+        for kv_cache in ("true", "false")
+    ]
+    assert within[0].stdout == within[1].stdout and "recomputing the context]" in within[1].stderr
 
     unknown = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='Zebra'", cwd=tmp_path)
     assert_one_line_error(unknown, "'Z'", "vocabulary")

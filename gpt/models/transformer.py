@@ -51,9 +51,7 @@ class TransformerLM(LanguageModel):
         start = cache.length if cache is not None else 0
         T = idx.size(1)
         if self.block_size < start + T:
-            raise ValueError(
-                f"sequence of length {start + T} is longer than the model's block_size={self.block_size}"
-            )
+            raise ValueError(f"sequence of length {start + T} is longer than the model's block_size={self.block_size}")
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
