@@ -150,6 +150,15 @@ class SampleConfig:
 
 
 @dataclass
+class InspectConfig:
+    """What looks inside the model once training ends (gpt/evaluate.py, gpt/attention.py)."""
+
+    full_val: bool = True  # the loss over the whole validation split: val_loss_full, val_bpc in summary.json
+    stride: int | None = None  # its windows' stride; None: half the block
+    attention_maps: bool = True  # attention.png of a validation passage, in the run dir and on W&B
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     data: DataConfig = MISSING
@@ -158,6 +167,7 @@ class TrainConfig:
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
     sample: SampleConfig = field(default_factory=SampleConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
     seed: int = 1337
     name: str = "sweep"  # a multirun's dir suffix and W&B group
     resume: str | None = None  # a run dir, a .ckpt file, or auto
@@ -169,6 +179,24 @@ class TrainConfig:
 class SampleRunConfig(SampleConfig):
     ckpt: str = MISSING
     seed: int = 1337
+    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
+
+
+@dataclass
+class EvaluateRunConfig:
+    ckpt: str = MISSING
+    split: str = "val"  # val | train: the split of data= that training used
+    stride: int | None = None  # windows' stride (gpt/evaluate.py); None: half the model's block
+    batch_tokens: int = 2048  # positions per forward pass
+    data: DataConfig = MISSING
+    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
+
+
+@dataclass
+class AttentionRunConfig:
+    ckpt: str = MISSING
+    text: str | None = None  # the passage, up to block_size characters; None: War and Peace's first line, cut to fit
+    out: str = "attention.png"
     kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
 
 
@@ -202,6 +230,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleRunConfig)
+    cs.store(name="evaluate_schema", node=EvaluateRunConfig)
+    cs.store(name="attention_schema", node=AttentionRunConfig)
     for name, phase in PHASES.items():
         cs.store(name=f"model_{name}_schema", node=phase.schema)
     for group, schema in (

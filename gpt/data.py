@@ -94,6 +94,13 @@ def load_text(path: Path) -> str:
         raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); give a UTF-8 text file") from None
 
 
+def split(data, train_fraction: float):
+    """The contiguous split of a corpus (a string or its token ids): the first train_fraction trains, the rest
+    validates."""
+    n_train = int(train_fraction * len(data))
+    return data[:n_train], data[n_train:]
+
+
 def window_batch(data: torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs data[s : s+T] and targets data[s+1 : s+T+1] for every start s."""
     windows = data[starts[:, None] + torch.arange(block_size + 1)]
@@ -160,9 +167,8 @@ class CharDataModule(L.LightningDataModule):
         self.corpus_path = corpus
         self.tokenizer = CharTokenizer.from_text(text)
         data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
-        n_train = int(self.train_fraction * len(data))
-        self.train_data, self.val_data = data[:n_train], data[n_train:]
-        for split, part, key, windows in (
+        self.train_data, self.val_data = split(data, self.train_fraction)
+        for split_name, part, key, windows in (
             ("train", self.train_data, "batch_size", self.batch_size),
             ("validation", self.val_data, "val_windows", self.val_windows),
         ):
@@ -173,13 +179,13 @@ class CharDataModule(L.LightningDataModule):
                     else "the text is too short to train on: give a longer one"
                 )
                 raise UserError(
-                    f"data.block_size={self.block_size} does not fit the {split} split of {corpus} "
+                    f"data.block_size={self.block_size} does not fit the {split_name} split of {corpus} "
                     f"({len(part)} characters); {fits}"
                 )
             if windows > len(part) - self.block_size:
                 raise UserError(
                     f"data.{key}={windows} is more than the {len(part) - self.block_size} distinct windows of "
-                    f"{self.block_size} characters in the {split} split of {corpus}; use data.{key} <= "
+                    f"{self.block_size} characters in the {split_name} split of {corpus}; use data.{key} <= "
                     f"{len(part) - self.block_size}, a smaller data.block_size, or a longer text"
                 )
         starts = torch.randint(

@@ -12,7 +12,13 @@ import os
 import re
 import sys
 
-from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from kernels.errors import KernelUnavailableError
@@ -83,4 +89,6 @@ def describe_config_error(exc: Exception) -> str:
             f"cannot parse the override {exc.override!r} ({str(exc).splitlines()[0]}); quote values holding "
             """spaces or special characters: 'prompt="Well, Prince"'"""
         )
+    if isinstance(exc, ConfigCompositionException):  # e.g. a comma in a value: Hydra's lines list the fixes
+        return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return str(exc).splitlines()[0]

@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from gpt.attention import attention_layers, save_attention_maps
 from gpt.callbacks import (
     CheckpointOnSignal,
     RandomState,
@@ -35,8 +36,10 @@ from gpt.callbacks import (
     ValidateOnLastStep,
 )
 from gpt.checkpoints import check_resumable, continue_metrics, read_checkpoint
+from gpt.config import PHASES
 from gpt.data import CharDataModule
 from gpt.errors import UserError
+from gpt.evaluate import evaluate_ids
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import find_checkpoint, write_atomically
 from gpt.sample import encode_prompt, generate_text
@@ -110,6 +113,44 @@ def finish_wandb(loggers: list, sample: str | None, step: int, prompt: str | Non
             if sample is not None:
                 logger.log_text(key="sample", columns=["step", "prompt", "text"], data=[[step, prompt, sample]])
             logger.experiment.finish(exit_code=0 if sample is not None else 1)
+
+
+ATTENTION_PASSAGE = 64  # characters of the validation split drawn in the run's attention maps (at most a block)
+
+
+def look_inside(
+    module: LanguageModelModule, datamodule: CharDataModule, cfg: DictConfig, run_dir: Path, phase: str, step: int
+) -> tuple[dict, Path | None]:
+    """After training (cfg.inspect): the loss over the whole validation split, for the summary, and the attention
+    maps of the validation split's first characters, drawn to run_dir/attention.png."""
+    figures = {}
+    if cfg.inspect.full_val:
+        result = evaluate_ids(module.model, datamodule.val_data, cfg.inspect.stride)
+        figures = {
+            "val_loss_full": round(result.loss, 4),
+            "val_bpc": round(result.bits_per_character, 4),
+            "val_chars_scored": result.characters,
+            "val_stride": result.stride,
+        }
+    picture = None
+    if cfg.inspect.attention_maps and attention_layers(module.model):
+        passage = datamodule.val_data[: min(ATTENTION_PASSAGE, module.model.block_size)].tolist()
+        title = f"phase {PHASES[phase].number} ({PHASES[phase].title}), step {step}: the validation split's start"
+        tokenizer = datamodule.tokenizer
+        picture = save_attention_maps(
+            module.model, tokenizer, tokenizer.decode(passage), run_dir / "attention.png", title
+        )
+    return figures, picture
+
+
+def log_inside(loggers: list, figures: dict, picture: Path | None, step: int) -> None:
+    """The whole-split figures as metrics (val/loss_full, val/bpc) and the attention maps as a W&B image."""
+    for logger in loggers:
+        if figures:
+            logger.log_metrics({"val/loss_full": figures["val_loss_full"], "val/bpc": figures["val_bpc"]}, step=step)
+            logger.save()
+        if picture is not None and isinstance(logger, WandbLogger):
+            logger.log_image(key="attention_maps", images=[str(picture)], step=step)
 
 
 def finished(run_dir: Path, step: int, max_steps: int) -> dict:
@@ -190,7 +231,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
                 continue_metrics(logger, checkpoint["global_step"])
     trainer.loggers = loggers
 
-    sample = None
+    sample, figures = None, {}
     try:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
@@ -206,6 +247,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
                 kv_cache=cfg.sample.kv_cache,
                 seed=cfg.seed,
             )
+            figures, picture = look_inside(module, datamodule, cfg, run_dir, phase, trainer.global_step)
+            log_inside(loggers, figures, picture, trainer.global_step)
     except TrainingInterrupted as stop:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
         print(
@@ -230,7 +273,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         "steps": trainer.global_step,
         "tokens_seen": throughput.tokens,
         "train_loss": None if train_loss is None else round(float(train_loss), 4),
-        "val_loss": None if val_loss is None else round(float(val_loss), 4),
+        "val_loss": None if val_loss is None else round(float(val_loss), 4),  # the data.val_windows estimate
+        **figures,
         "tokens_per_sec": round(throughput.tokens_per_sec, 1),
         "wall_seconds": round(wall_seconds, 1),
         "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
@@ -239,8 +283,11 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     }
     if trainer.is_global_zero:
         write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        whole = (
+            f"; whole validation split {figures['val_loss_full']} = {figures['val_bpc']} bits/char" if figures else ""
+        )
         print(
-            f"\nval loss {summary['val_loss']} after {summary['steps']} steps "
+            f"\nval loss {summary['val_loss']} after {summary['steps']} steps{whole} "
             f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n"
         )
         print(sample)

@@ -61,6 +61,7 @@ SAMPLE_RANGES = {
     "top_k": POSITIVE,
     "seed": SEED,
 }
+EVALUATE_RANGES = {"split": OneOf(("train", "val")), "stride": POSITIVE, "batch_tokens": POSITIVE}
 # Every numeric option and its allowed values.
 RANGES = {
     "seed": SEED,
@@ -88,6 +89,7 @@ RANGES = {
     "trainer.num_nodes": POSITIVE,
     "trainer.gradient_clip_val": NON_NEGATIVE,
     **{f"sample.{key}": allowed for key, allowed in SAMPLE_RANGES.items() if key != "seed"},
+    "inspect.stride": POSITIVE,
 }
 # ... and every string option's spellings: what check_config holds each option to
 ALLOWED = {**RANGES, **{key: OneOf(values) for key, values in CHOICES.items()}}
@@ -117,6 +119,11 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError(
             f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}; "
             f"n_head may be one of {divisors}"
+        )
+    if cfg.inspect.stride is not None and cfg.inspect.stride > cfg.data.block_size:
+        raise UserError(
+            f"inspect.stride={cfg.inspect.stride} is more than data.block_size={cfg.data.block_size}, the windows it "
+            f"slides; allowed: 1 .. {cfg.data.block_size}, or null for half the block"
         )
     if model.get("pos") == "rope" and (model.n_embd // model.n_head) % 2:
         raise UserError(

@@ -44,6 +44,8 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "sample.max_new_tokens=20",
     "logger=csv",
+    "inspect.full_val=false",  # the whole 322,752-character validation split: tests/test_inspect.py covers it
+    "inspect.attention_maps=false",
 ]
 
 
