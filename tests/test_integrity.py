@@ -238,6 +238,16 @@ def test_the_console_scripts_work_from_any_directory(tmp_path, finished_run):
         timeout=120,
     )
     assert sample.returncode == 0 and sample.stdout.startswith("The"), sample.stderr[-3000:]
+    text = tmp_path / "text.txt"
+    text.write_text("Well, Prince, so Genoa and Lucca are now just family estates of the Buonapartes.\n" * 4)
+    ckpt = f"ckpt={finished_run / 'checkpoints' / 'last.ckpt'}"
+    for tool, options, says in (
+        ("gpt-evaluate", ["data=text", f"data.path={text}"], "bits/char"),
+        ("gpt-attention", ["out=maps.png"], "maps.png"),
+    ):
+        result = subprocess.run([scripts / tool, ckpt, *options], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0 and says in result.stdout, result.stderr[-3000:]
+    assert (tmp_path / "maps.png").is_file()
     for tool, module in (("gpt-report", "gpt.report"), ("gpt-workspace", "gpt.workspace")):  # no Hydra: any dir
         assert f"from {module} import main" in (scripts / tool).read_text(), tool
 
