@@ -38,12 +38,14 @@ class CausalSelfAttention(nn.Module):
         """x: (B, T, C) at positions start .. start + T - 1 -> q, k, v, each (B, n_head, T, head_dim), as the
         attention sees them (after QK-norm and rotary embeddings, when on)."""
         B, T, C = x.shape
-        # (B, T, 3C) -> three (B, n_head, T, head_dim) tensors
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        if self.qk_norm:
-            q, k = modern.qk_norm(q), modern.qk_norm(k)
+        # (B, T, 3C) -> (3, B, n_head, T, head_dim): queries, keys, values
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        qk, v = qkv[:2], qkv[2]
+        if self.qk_norm:  # queries and keys are normalised and rotated alike: both at once
+            qk = modern.qk_norm(qk)
         if self.rotary is not None:
-            q, k = self.rotary(q, start), self.rotary(k, start)
+            qk = self.rotary(qk, start)
+        q, k = qk.unbind(0)
         if value_embedding is not None:
             per_head = value_embedding.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
             v = self.value_mix[0] * v + self.value_mix[1] * per_head.to(v.dtype)
