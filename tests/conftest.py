@@ -61,12 +61,12 @@ def war_and_peace() -> Path:
     shared data folder beside the checkout, as .ci/run's default GPT_DATA (what the tests found before)."""
     data = OmegaConf.load(REPO / "conf" / "data" / "war_and_peace.yaml")
     beside = REPO.parent / "shared" / "data" / "war_and_peace.txt"
-    try:
-        return resolve_corpus(data.name, data.path, url=None, sha256=data.sha256)
+    try:  # absolute: tests hand it to processes started in other directories
+        return resolve_corpus(data.name, data.path, url=None, sha256=data.sha256).resolve()
     except UserError:
         if not beside.is_file():
             raise
-        return resolve_corpus(data.name, str(beside), url=None, sha256=data.sha256)
+        return resolve_corpus(data.name, str(beside), url=None, sha256=data.sha256).resolve()
 
 
 @pytest.fixture
