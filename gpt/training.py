@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+import kernels
 from gpt.attention import attention_layers, save_attention_maps
 from gpt.callbacks import (
     CheckpointOnSignal,
@@ -124,7 +125,14 @@ def look_inside(
     """After training (cfg.inspect): the loss over the whole validation split, for the summary, and the attention
     maps of the validation split's first characters, drawn to run_dir/attention.png."""
     figures = {}
-    if cfg.inspect.full_val:
+    interpreted = cfg.kernel.backend in kernels.TRITON_BACKENDS and module.device.type == "cpu"
+    if cfg.inspect.full_val and interpreted:  # Triton's interpreter: ~1000x slower than the kernels on a GPU
+        print(
+            f"the whole validation split is not evaluated through kernel={cfg.kernel.backend} interpreted on the "
+            "CPU (hours); its backends agree: python -m gpt.evaluate ckpt=<the checkpoint> kernel=eager",
+            file=sys.stderr,
+        )
+    elif cfg.inspect.full_val:
         result = evaluate_ids(module.model, datamodule.val_data, cfg.inspect.stride)
         figures = {
             "val_loss_full": round(result.loss, 4),

@@ -10,7 +10,8 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process
+import torch
+from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
@@ -51,7 +52,7 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
         "-m",
         "kernel=eager,triton",
         *TINY_GPT,
-        *TINY,
+        *tiny_except("inspect.full_val", "inspect.attention_maps"),  # both logged to W&B at the end
         "logger=default",
         "trainer.log_every_n_steps=1",
         f"hydra.sweep.dir={sweep}",
@@ -70,6 +71,11 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
         assert len(train) == 4 and len(val) == 2, history
         assert all(np.isfinite(train + val))
         info = next(r["run"] for r in records if r["type"] == "run")
+        interpreted = info["config"]["update"]["kernel"]["backend"] == "triton" and not torch.cuda.is_available()
+        bpc = [item["val/bpc"] for item in history if "val/bpc" in item]  # not through the interpreter: hours
+        maps = [item for item in history if "attention_maps._type" in item]  # one image, as W&B flattens it
+        assert len(bpc) == (0 if interpreted else 1) and len(maps) == 1, history
+        assert maps[0]["attention_maps._type"] == "images/separated" and maps[0]["attention_maps.count"] == 1
         assert (info["run_group"], info["job_type"]) == (sweep.name, "gpt"), info
         kernels.add(info["config"]["update"]["kernel"]["backend"])  # the resolved config is the run config
         assert set(info["tags"]) >= {"gpt", info["config"]["update"]["kernel"]["backend"]}
