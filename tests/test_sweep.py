@@ -183,3 +183,16 @@ def test_make_targets_point_at_the_sweep_dir():
     assert "gpt.train -m +experiment=phases" in out
     assert "wandb leet multirun/x/wandb" in out and "wandb sync multirun/x/wandb/offline-run-*" in out
     assert "gpt.report multirun/x" in out
+
+
+def test_each_ablation_turns_off_its_technique_alone_from_all_on():
+    """+ablation=no_X is all_on with X off, whatever model=modern's defaults are: one switch apart."""
+
+    def switches(ablation: str) -> dict:
+        cfg = compose_preset("+experiment=modern_ablation", f"+ablation={ablation}", with_hydra=False)
+        return {**{f"model.{k}": v for k, v in cfg.model.items()}, **{f"optim.{k}": v for k, v in cfg.optim.items()}}
+
+    all_on = switches("all_on")
+    for path in sorted((REPO / "conf" / "ablation").glob("no_*.yaml")):
+        changed = {key for key, value in switches(path.stem).items() if all_on[key] != value}
+        assert len(changed) == 1, (path.stem, changed)
