@@ -170,6 +170,8 @@ def table(runs: list[Run]) -> str:
 
 
 ABLATION = "+ablation="  # the override of conf/experiment/modern_ablation.yaml's sweep
+# rows of the ablation table that are not one technique turned off (conf/ablation/NAME.yaml)
+ABLATION_LABELS = {"all_off": "everything (= phase 5)", "modern_default": "what model=modern leaves off"}
 
 
 def step_ms(summary: dict) -> float:
@@ -195,11 +197,19 @@ def ablation_table(runs: list[Run]) -> str:
         f"| nothing (all on) | {base['val_loss']:.3f} | – | {step_ms(base):.1f} | – |",
     ]
     for name, summary in sorted(finished.items(), key=lambda item: base["val_loss"] - item[1]["val_loss"]):
-        label = "everything (= phase 5)" if name == "all_off" else name.removeprefix("no_")
+        label = ABLATION_LABELS.get(name, name.removeprefix("no_"))
         rows.append(
             f"| {label} | {summary['val_loss']:.3f} | {summary['val_loss'] - base['val_loss']:+.3f} | "
             f"{step_ms(summary):.1f} | {step_ms(summary) / step_ms(base) - 1:+.0%} |"
         )
+    if {"modern_default", "all_off"} <= finished.keys():
+        modern, gpt2 = finished["modern_default"], finished["all_off"]
+        rows += [
+            "",
+            f"Phase 7's default (`model=modern`) against phase 5 (all off) in this sweep: val loss "
+            f"{modern['val_loss']:.3f} against {gpt2['val_loss']:.3f}, step time {step_ms(modern):.1f} ms against "
+            f"{step_ms(gpt2):.1f} ms ({step_ms(modern) / step_ms(gpt2) - 1:+.1%}).",
+        ]
     return "\n".join(rows)
 
 

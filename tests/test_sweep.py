@@ -18,6 +18,7 @@ from hydra.core.override_parser.types import Glob
 from omegaconf import OmegaConf
 
 from gpt.config import register_configs
+from gpt.report import Run, ablation_table
 from gpt.validation import check_config
 from gpt.workspace import build_workspace
 
@@ -188,11 +189,30 @@ def test_make_targets_point_at_the_sweep_dir():
 def test_each_ablation_turns_off_its_technique_alone_from_all_on():
     """+ablation=no_X is all_on with X off, whatever model=modern's defaults are: one switch apart."""
 
-    def switches(ablation: str) -> dict:
-        cfg = compose_preset("+experiment=modern_ablation", f"+ablation={ablation}", with_hydra=False)
+    def switches(*ablation: str) -> dict:
+        cfg = compose_preset("+experiment=modern_ablation", *ablation, with_hydra=False)
         return {**{f"model.{k}": v for k, v in cfg.model.items()}, **{f"optim.{k}": v for k, v in cfg.optim.items()}}
 
-    all_on = switches("all_on")
+    all_on = switches("+ablation=all_on")
     for path in sorted((REPO / "conf" / "ablation").glob("no_*.yaml")):
-        changed = {key for key, value in switches(path.stem).items() if all_on[key] != value}
+        changed = {key for key, value in switches(f"+ablation={path.stem}").items() if all_on[key] != value}
         assert len(changed) == 1, (path.stem, changed)
+    assert switches("+ablation=modern_default") == switches()  # model=modern untouched
+
+
+def test_the_ablation_table_ranks_what_turning_each_technique_off_costs():
+    def run(name: str, val_loss: float, tokens_per_sec: float) -> Run:
+        summary = {"val_loss": val_loss, "tokens_seen": 1000, "steps": 10, "tokens_per_sec": tokens_per_sec}
+        return Run(Path(name), [f"+ablation={name}", "kernel=eager"], summary=summary)
+
+    runs = [run("all_off", 1.40, 1000), run("all_on", 1.20, 800), run("no_a", 1.30, 900), run("no_b", 1.25, 500)]
+    rows = ablation_table([*runs, run("modern_default", 1.24, 880)]).splitlines()
+    # all on: 1000 tokens in 10 steps at 800 tokens/s = 125 ms a step; each row's cost is against it
+    assert rows[2] == "| nothing (all on) | 1.200 | – | 125.0 | – |"
+    assert rows[3] == "| everything (= phase 5) | 1.400 | +0.200 | 100.0 | -20% |"
+    assert rows[4] == "| a | 1.300 | +0.100 | 111.1 | -11% |"
+    assert rows[5] == "| b | 1.250 | +0.050 | 200.0 | +60% |"
+    assert rows[6] == "| what model=modern leaves off | 1.240 | +0.040 | 113.6 | -9% |"
+    assert rows[-1].endswith("val loss 1.240 against 1.400, step time 113.6 ms against 100.0 ms (+13.6%).")
+    assert "Phase 7's default" not in ablation_table(runs)
+    assert ablation_table([runs[0], *runs[2:]]) == ""  # no all_on, nothing to measure against
