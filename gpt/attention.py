@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
+from gpt.sample import load_checkpoint
 
 if TYPE_CHECKING:
     import torch
@@ -127,9 +128,7 @@ def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: st
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="attention")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
-        from gpt.sample import load_checkpoint  # torch and Lightning: once the options are known good
-
-        module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel)
         text = cfg.text if cfg.text is not None else FIRST_LINE[: module.model.block_size]
         title = f"{Path(cfg.ckpt).name}: {text!r}"
         print(save_attention_maps(module.model, module.tokenizer, text, Path(cfg.out), title))

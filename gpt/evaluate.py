@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
+from gpt.sample import load_checkpoint
 from gpt.validation import EVALUATE_RANGES, check_allowed
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ def split_ids(cfg: DictConfig, tokenizer) -> torch.Tensor:
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_allowed(cfg, EVALUATE_RANGES)
-        from gpt.sample import load_checkpoint  # torch and Lightning: once the options are known good
-
-        module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel)
         block = module.model.block_size
         if cfg.stride is not None and cfg.stride > block:
             raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")

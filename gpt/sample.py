@@ -77,7 +77,10 @@ def generate_text(
     return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
 
 
-def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModule:
+def load_checkpoint(path: str, kernel: DictConfig | None = None) -> LanguageModelModule:
+    """The trained module at path, on the CPU; `kernel` is the command line's kernel= choice (None: the checkpoint's
+    own attention backend). A missing file or an unknown backend is refused before torch is imported."""
+    backend = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
@@ -97,7 +100,7 @@ def load_checkpoint(path: str, backend: str | None = None) -> LanguageModelModul
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_allowed(cfg, SAMPLE_RANGES)
-        module = load_checkpoint(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel)
         texts = stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
         try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
             print(next(texts), end="", flush=True)  # the prompt
