@@ -79,7 +79,7 @@ def generate_text(
 
 def load_checkpoint(path: str, kernel: DictConfig | None = None) -> LanguageModelModule:
     """The trained module at path, on the CPU; `kernel` is the command line's kernel= choice (None: the checkpoint's
-    own attention backend). A missing file or an unknown backend is refused before torch is imported."""
+    own attention backend). A missing file is refused before torch is imported."""
     backend = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
