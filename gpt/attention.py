@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
+from gpt.process import ends_without_teardown
 from gpt.sample import load_checkpoint
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ def hydra_main(cfg: DictConfig) -> None:
         print(save_attention_maps(module.model, module.tokenizer, text, Path(cfg.out), title))
 
 
+@ends_without_teardown
 def main() -> None:
     with one_line_errors():
         hydra_main()

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
+from gpt.process import ends_without_teardown
 from gpt.sample import load_checkpoint
 from gpt.validation import EVALUATE_RANGES, check_allowed
 
@@ -114,6 +115,7 @@ def hydra_main(cfg: DictConfig) -> None:
         )
 
 
+@ends_without_teardown
 def main() -> None:
     with one_line_errors():
         hydra_main()

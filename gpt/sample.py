@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 import kernels
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
+from gpt.process import ends_without_teardown
 from gpt.tokenizer import CharTokenizer
 from gpt.validation import SAMPLE_RANGES, check_allowed
 
@@ -117,6 +118,7 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"\n[{sampled} characters in {seconds:.2f} s: {rate}, {how}]", file=sys.stderr)
 
 
+@ends_without_teardown
 def main() -> None:
     with one_line_errors():
         hydra_main()

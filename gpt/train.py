@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import one_line_errors
+from gpt.process import ends_without_teardown
 from gpt.run_dirs import exclusive
 from gpt.sweep import run_sweep_job
 from gpt.validation import check_config
@@ -50,6 +51,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         return train(cfg)["val_loss"]
 
 
+@ends_without_teardown
 def main() -> None:
     with one_line_errors():
         hydra_main()

@@ -105,7 +105,8 @@ def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path =
     sys.argv = [module, *overrides]
     try:
         with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            importlib.import_module(module).main()
+            main = importlib.import_module(module).main
+            getattr(main, "__wrapped__", main)()  # without ending this process (gpt/process.py)
     except SystemExit as exit:
         status = exit.code if isinstance(exit.code, int) else 1
     finally:

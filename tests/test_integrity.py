@@ -270,3 +270,32 @@ def test_ctrl_c_while_sampling_keeps_the_text_so_far(finished_run):
     assert process.returncode == 130, stderr.decode()[-3000:]
     assert "Traceback" not in stderr.decode() and "stopped by Ctrl-C" in stderr.decode()
     assert (head + rest).decode().startswith("The") and len(head + rest) >= 40
+
+
+ENDING = """
+import atexit, sys, threading, time
+from gpt.process import ends_without_teardown
+
+@ends_without_teardown
+def main():
+    atexit.register(print, "exit handler ran", file=sys.stderr)
+    threading.Thread(target=lambda: (time.sleep(0.2), print("thread finished", end=""))).start()
+    print("partial line", end="")  # no newline: still in the buffer when main returns
+    {ending}
+main()
+raise AssertionError("not reached: the process ended in main()")
+"""
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "stderr"),
+    [("pass", 0, ""), ("sys.exit(3)", 3, ""), ("sys.exit('error: refused')", 1, "error: refused\n")],
+)
+def test_a_command_ends_as_python_would_without_its_teardown(ending, status, stderr):
+    """The status sys.exit gives, the threads joined, the exit handlers run and the output flushed (gpt/process.py)."""
+    ended = subprocess.run(
+        [sys.executable, "-c", ENDING.format(ending=ending)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert ended.returncode == status, ended.stderr
+    assert ended.stdout == "partial linethread finished"
+    assert ended.stderr == stderr + "exit handler ran\n"
