@@ -11,6 +11,8 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from gpt.models import LanguageModel
 from gpt.optim import build_optimizer, build_schedule
@@ -37,6 +39,19 @@ class LanguageModelModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, self.hparams.optim)
+        # AdamW fused wherever no fp16 GradScaler is in play: a fused step unscales the gradients itself, after
+        # clipping would have seen them scaled (Lightning then refuses to clip; bf16 and fp32 scale nothing)
+        fused = getattr(self.trainer.precision_plugin, "scaler", None) is None
+        optimizer = build_optimizer(self.model, self.hparams.optim, fused=fused)
         schedule = build_schedule(optimizer, self.hparams.optim, self.hparams.max_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """The trainer's clipping, as its precision plugin does it. Lightning's mixed-precision plugin refuses any
+        fused optimiser, for fear of a GradScaler; without one (bf16-mixed) its parent's clipping is exact."""
+        plugin = self.trainer.precision_plugin
+        if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+            algorithm = GradClipAlgorithmType((gradient_clip_algorithm or "norm").lower())  # Lightning's default
+            super(MixedPrecision, plugin).clip_gradients(optimizer, gradient_clip_val or 0.0, algorithm)
+        else:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)

@@ -1,5 +1,6 @@
 """End to end through the real entry points, as a user runs them: every phase trains and writes its summary,
-checkpoints sample on their own, a tiny model overfits, W&B stays offline without credentials."""
+checkpoints sample on their own, a tiny model overfits, W&B stays offline without credentials; AdamW steps fused
+and the trainer's gradient clipping still holds."""
 
 import csv
 import itertools
@@ -7,11 +8,13 @@ import math
 import re
 from collections import Counter
 
+import lightning as L
 import pytest
 import torch
 from conftest import TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except, train_composed
 
 import gpt.config
+from gpt.module import LanguageModelModule
 
 PHASES = list(gpt.config.PHASES)
 SUMMARY_KEYS = {
@@ -191,3 +194,26 @@ def test_triton_training_follows_the_eager_loss_curve(backend, tmp_path, war_and
     assert curves["eager"][-1] < curves["eager"][0]  # it is learning, so the steps differ from each other
     for step, (eager, triton) in enumerate(zip(curves["eager"], curves[backend], strict=True)):
         assert triton == pytest.approx(eager, abs=1e-4), f"step {step}"
+
+
+@pytest.mark.parametrize("algorithm", ["adamw", "muon"])
+@pytest.mark.parametrize(("precision", "clip"), [("bf16-mixed", "norm"), ("32-true", "norm"), ("bf16-mixed", "value")])
+def test_adamw_steps_fused_and_the_trainers_clipping_still_holds(algorithm, precision, clip):
+    """Lightning's mixed-precision plugin refuses to clip a fused optimiser's gradients; the module clips them."""
+    model = {"_target_": "gpt.models.GPT", "block_size": 8, "n_layer": 1, "n_embd": 8, "n_head": 2, "dropout": 0.0,
+             "backend": "eager"}  # fmt: skip
+    optim = {"algorithm": algorithm, "lr": 1e-3, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.1,
+             "warmup_steps": 2, "schedule": "cosine", "min_lr_ratio": 0.1}  # fmt: skip
+    module = LanguageModelModule(model, optim, vocab="abcde", max_steps=10)
+    module.trainer = L.Trainer(precision=precision, gradient_clip_val=0.5, gradient_clip_algorithm=clip,
+                               accelerator="cpu", logger=False, enable_checkpointing=False)  # fmt: skip
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert (optimizer if algorithm == "adamw" else optimizer.parts[1]).defaults["fused"]
+    for p in module.parameters():
+        p.grad = torch.linspace(-3.0, 4.0, p.numel()).view_as(p)
+    module.configure_gradient_clipping(optimizer, 0.5, module.trainer.gradient_clip_algorithm)
+    grads = torch.cat([p.grad.flatten() for p in module.parameters()])
+    if clip == "norm":
+        assert torch.linalg.vector_norm(grads).item() == pytest.approx(0.5, rel=1e-5)
+    else:
+        assert grads.abs().max().item() == 0.5 and grads.min().item() == -0.5
