@@ -106,7 +106,7 @@ def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path =
     try:
         with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             main = importlib.import_module(module).main
-            getattr(main, "__wrapped__", main)()  # without ending this process (gpt/process.py)
+            getattr(main, "__wrapped__", main)()  # unmarked: it would end this process at exit (gpt/process.py)
     except SystemExit as exit:
         status = exit.code if isinstance(exit.code, int) else 1
     finally:
