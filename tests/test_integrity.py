@@ -272,6 +272,21 @@ def test_ctrl_c_while_sampling_keeps_the_text_so_far(finished_run):
     assert (head + rest).decode().startswith("The") and len(head + rest) >= 40
 
 
+def test_sampling_into_a_reader_that_leaves_stops_quietly(finished_run):
+    """`gpt-sample ... | head`: once stdout's reader has gone, sampling ends as SIGPIPE would end it, quietly."""
+    checkpoint = finished_run / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gpt.sample", f"ckpt={checkpoint}", "prompt=The", "max_new_tokens=100000"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.read(3) == b"The"
+    process.stdout.close()
+    assert process.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""
+
+
 ENDING = """
 import atexit, sys, threading, time
 from gpt.process import ends_without_teardown
