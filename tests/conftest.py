@@ -31,6 +31,7 @@ from omegaconf import OmegaConf, open_dict
 from gpt.config import CONFIG_DIR
 from gpt.data import resolve_corpus
 from gpt.errors import UserError
+from gpt.process import exit_status
 from gpt.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path =
             main = importlib.import_module(module).main
             getattr(main, "__wrapped__", main)()  # unmarked: it would end this process at exit (gpt/process.py)
     except SystemExit as exit:
-        status = exit.code if isinstance(exit.code, int) else 1
+        status = exit_status(exit.code)
     finally:
         sys.argv = argv
         GlobalHydra.instance().clear()  # what a new process would start with

@@ -252,18 +252,23 @@ def test_the_console_scripts_work_from_any_directory(tmp_path, finished_run):
         assert f"from {module} import main" in (scripts / tool).read_text(), tool
 
 
-def test_ctrl_c_while_sampling_keeps_the_text_so_far(finished_run):
-    checkpoint = finished_run / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gpt.sample", f"ckpt={checkpoint}", "prompt=The", "max_new_tokens=100000"],
+def start_sampling(run: Path) -> subprocess.Popen:
+    """`python -m gpt.sample` from the run's checkpoint, far longer than a test waits, its output piped here. It
+    starts with SIGINT at its default, as a terminal's foreground job has it: an ignored SIGINT is inherited
+    across exec (Lightning ignores it after a KeyboardInterrupt reaches a Trainer)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpt.sample", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "prompt=The",
+         "max_new_tokens=100000"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # Ctrl-C reaches a terminal's foreground job with SIGINT at its default; an ignored SIGINT is inherited
-        # across exec (Lightning ignores it after a KeyboardInterrupt reaches a Trainer), so start from the default
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 (takes no lock)
-    )
+    )  # fmt: skip
+
+
+def test_ctrl_c_while_sampling_keeps_the_text_so_far(finished_run):
+    process = start_sampling(finished_run)
     head = process.stdout.read(40)  # characters arrive as they are drawn, long before the 100000th
     process.send_signal(signal.SIGINT)
     rest, stderr = process.communicate(timeout=60)
@@ -274,13 +279,7 @@ def test_ctrl_c_while_sampling_keeps_the_text_so_far(finished_run):
 
 def test_sampling_into_a_reader_that_leaves_stops_quietly(finished_run):
     """`gpt-sample ... | head`: once stdout's reader has gone, sampling ends as SIGPIPE would end it, quietly."""
-    checkpoint = finished_run / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gpt.sample", f"ckpt={checkpoint}", "prompt=The", "max_new_tokens=100000"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = start_sampling(finished_run)
     assert process.stdout.read(3) == b"The"
     process.stdout.close()
     assert process.wait(timeout=60) == 128 + signal.SIGPIPE
