@@ -70,7 +70,8 @@ dashboard: install
 sync: install
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
-## Harness vs a plain PyTorch loop: tokens/s, MFU, memory for fp32/bf16, compile, eager/sdpa (~12 min on 2 cores).
+## The harness (its defaults) against nanoGPT's plain fp32 loop: tokens/s and val loss at equal steps, at block x
+## batch 64 x 12 and 128 x 32 (experiments/train_speed/, ~12 min on 2 cores).
 bench: install
 	$(PY) experiments/bench_train.py
 
@@ -83,7 +84,7 @@ bench-sampling: install
 	$(PY) experiments/bench_sampling.py
 
 ## Compile every Triton kernel config for sm_80 and sm_90 with the triton wheel's compiler and ptxas, no GPU
-## needed (~10 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Table in
+## needed (~3-4 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Table in
 ## experiments/kernels_compile/.
 kernels-compile: install
 	$(PY) -m kernels.gpu_compile
