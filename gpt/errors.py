@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import signal
 import sys
 
 from hydra.errors import (
@@ -46,7 +47,8 @@ def one_line_errors():
     Used around the Hydra entry point (config composition) and inside the task function (so that Hydra
     does not add its own report). Covers our own UserErrors and Hydra/OmegaConf config errors (misspelt key,
     wrong type, unknown option), which Hydra would otherwise print over several lines without saying what is
-    allowed. Anything else is a bug and keeps its full traceback.
+    allowed; and output whose reader has gone (a closed pipe), which is no error at all. Anything else is a bug
+    and keeps its full traceback.
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
@@ -54,6 +56,8 @@ def one_line_errors():
     except USER_ERRORS as exc:
         print(f"error: {describe_user_error(exc)}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # the reader of the output left (`gpt-sample ... | head`): stop quietly, as SIGPIPE would
+        sys.exit(128 + signal.SIGPIPE)
 
 
 def describe_user_error(exc: BaseException) -> str:

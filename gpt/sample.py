@@ -5,7 +5,6 @@ The checkpoint carries the model config and the vocabulary, so no corpus is need
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -113,8 +112,6 @@ def hydra_main(cfg: DictConfig) -> None:
         except KeyboardInterrupt:
             print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)
             sys.exit(130)
-        except BrokenPipeError:  # the reader left (`gpt-sample ... | head`): stop quietly, as SIGPIPE would
-            sys.exit(128 + signal.SIGPIPE)
         seconds = time.perf_counter() - start
         how = "with a KV cache" if cfg.kv_cache else "recomputing the context"
         rate = f"{sampled / seconds:,.0f} characters/s"
