@@ -11,9 +11,10 @@ blocks, GELU MLP, tied head, GPT-2 init) on the same War and Peace split, batche
 The harness runs `python -m gpt.train` with its defaults (bf16-mixed, eager attention) at the same shape and
 number of steps. Each run is its own process, the two loops alternating --repeats times per shape (the
 median is reported: one configuration's speed varies by up to 20% between runs on a shared machine);
-tokens/s counts training steps only (no validation), and both report the loss on the same 256 validation
-windows after the same steps. Written to experiments/train_speed/<machine>/: train_speed.csv (every run) and
-DEVICE.txt (machine, matmul peaks, command, the medians).
+tokens/s counts training steps only (no validation, and not the first step, which pays one-off costs), and
+both report the loss on the same 256 validation windows after the same steps. Written to
+experiments/train_speed/<machine>/: train_speed.csv (every run) and DEVICE.txt (machine, matmul peaks,
+command, the medians).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def plain_loop(out: Path, overrides: list[str]) -> None:
     schedule = build_schedule(optimizer, opt, cfg.trainer.max_steps)
     batches = iter(RandomWindows(data.train_data, cfg.data.block_size, cfg.data.batch_size, cfg.seed))
     model.train()
-    seconds = 0.0
+    step_seconds = []
     for _ in range(cfg.trainer.max_steps):
         start = time.perf_counter()
         x, y = (t.to(device) for t in next(batches))
@@ -93,13 +94,14 @@ def plain_loop(out: Path, overrides: list[str]) -> None:
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         loss.item()  # nanoGPT reads the loss every step (its log_interval=1 on a CPU)
-        seconds += time.perf_counter() - start
+        step_seconds.append(time.perf_counter() - start)
     model.eval()
     with torch.no_grad():  # the mean over the harness's validation windows, weighted by batch as Lightning does
         losses = [(model(x.to(device), y.to(device))[1].item(), len(x)) for x, y in data.val_dataloader()]
     val_loss = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
-    tokens = cfg.trainer.max_steps * cfg.data.batch_size * cfg.data.block_size
-    out.write_text(json.dumps({"tokens_per_sec": tokens / seconds, "val_loss": val_loss}))
+    timed = step_seconds[1:] or step_seconds  # the first step's one-off costs left out, as the harness does
+    tokens = len(timed) * cfg.data.batch_size * cfg.data.block_size
+    out.write_text(json.dumps({"tokens_per_sec": tokens / sum(timed), "val_loss": val_loss}))
 
 
 def run(command: list[str], log: Path) -> None:

@@ -16,30 +16,42 @@ from gpt.errors import TrainingDivergedError
 
 
 class TokensPerSecond(L.Callback):
-    """Training tokens per second, counting data loading and the optimiser step but not validation, and the wall
-    clock since training started (validation included), logged with each validation.
+    """Training tokens per second at a steady pace, and the wall clock since training started (validation
+    included), logged with each validation.
+
+    The clock runs from the end of one training step to the end of the next, so a step's time counts loading its
+    batch and the optimiser step. It stops at each validation's start and restarts at the next step's start: neither
+    validation nor the checkpoints saved after it count. The run's first step is left out too (unless it is the only
+    one): it pays the one-off costs, such as Triton's autotuning, which on a GPU took longer than the next 100
+    steps together (experiments/gpu/). `tokens` counts every step, the first included.
 
     Lightning's ThroughputMonitor synchronises CUDA on every step and reports only windowed rates; this keeps no
     per-step host work (one clock read) and also keeps the totals for the run's summary.
     """
 
     def __init__(self):
-        self.tokens = 0  # all ranks together
-        self.seconds = 0.0
+        self.tokens = 0  # every step's, all ranks together
+        self._first_step: tuple[int, float] | None = None  # (tokens, seconds)
+        self._timed_tokens, self._timed_seconds = 0, 0.0  # the steps after the first
         self._window_tokens, self._window_seconds = 0, 0.0
+        self._mark: float | None = None
 
     @property
     def tokens_per_sec(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
-
-    def _restart_clock(self, *_):
-        self._mark = time.perf_counter()
+        if self._timed_seconds:
+            return self._timed_tokens / self._timed_seconds
+        tokens, seconds = self._first_step or (0, 0.0)
+        return tokens / seconds if seconds else 0.0
 
     def on_train_start(self, *_):
-        self._restart_clock()
-        self._started = self._mark
+        self._mark = self._started = time.perf_counter()
 
-    on_validation_end = _restart_clock  # validation time does not count in tokens/s (it does in wall seconds)
+    def on_validation_start(self, *_):
+        self._mark = None
+
+    def on_train_batch_start(self, *_):
+        if self._mark is None:
+            self._mark = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if not trainer.sanity_checking:  # the report's x axis for val loss by wall time
@@ -51,7 +63,11 @@ class TokensPerSecond(L.Callback):
         elapsed = now - self._mark
         self._mark = now
         self.tokens += tokens
-        self.seconds += elapsed
+        if self._first_step is None:
+            self._first_step = (tokens, elapsed)
+            return
+        self._timed_tokens += tokens
+        self._timed_seconds += elapsed
         self._window_tokens += tokens
         self._window_seconds += elapsed
         if trainer.global_step % trainer.log_every_n_steps == 0:

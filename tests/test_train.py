@@ -7,12 +7,16 @@ import itertools
 import math
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from conftest import TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except, train_composed
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
 
+import gpt.callbacks
 import gpt.config
 from gpt.module import LanguageModelModule
 
@@ -217,3 +221,45 @@ def test_adamw_steps_fused_and_the_trainers_clipping_still_holds(algorithm, prec
         assert torch.linalg.vector_norm(grads).item() == pytest.approx(0.5, rel=1e-5)
     else:
         assert grads.abs().max().item() == 0.5 and grads.min().item() == -0.5
+
+
+@pytest.mark.parametrize("steps", [1, 7])
+def test_tokens_per_second_leaves_out_the_first_step_validation_and_checkpoints(steps, tmp_path, monkeypatch):
+    """A real Trainer on a fake clock: each step takes 1 s, the first 50 s more (one-off costs such as Triton's
+    autotuning), each validation batch 30 s and each checkpoint 100 s. The pace is that of the 1 s steps, unless
+    the first step is the only one; every step's tokens are counted."""
+    clock = [0.0]
+    monkeypatch.setattr(gpt.callbacks, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    windows = TensorDataset(torch.zeros(64, 8, dtype=torch.long))  # 4 x 8 = 32 tokens a batch
+
+    class ClockedModel(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(8, 1)
+
+        def training_step(self, batch, batch_idx):
+            clock[0] += 1.0 + 50.0 * (self.global_step == 0)
+            return self.layer(batch[0].float()).mean()
+
+        def validation_step(self, batch, batch_idx):
+            clock[0] += 30.0
+
+        def on_save_checkpoint(self, checkpoint):
+            clock[0] += 100.0
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def train_dataloader(self):
+            return DataLoader(windows, batch_size=4)
+
+        def val_dataloader(self):
+            return DataLoader(windows, batch_size=4)
+
+    throughput = gpt.callbacks.TokensPerSecond()
+    trainer = L.Trainer(max_steps=steps, val_check_interval=2, limit_val_batches=2, accelerator="cpu", logger=False,
+                        callbacks=[throughput, ModelCheckpoint(dirpath=tmp_path, monitor=None)],
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(ClockedModel())
+    assert clock[0] > 51.0 * steps and throughput.tokens == 32 * steps
+    assert throughput.tokens_per_sec == (32 / 51.0 if steps == 1 else 32 / 1.0)
