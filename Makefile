@@ -89,8 +89,9 @@ bench-sampling: install
 kernels-compile: install
 	$(PY) -m kernels.gpu_compile
 
-## Everything only a GPU shows (compiled kernel tests, attention benchmark, eager/sdpa/triton training) into
-## experiments/gpu/<device>/, < 8 min on one H100. Without network there: make wheelhouse first, bring .whl/.
+## Everything only a GPU shows (compiled kernel tests, attention benchmark, eager/sdpa/triton training of phases
+## 5 and 7) into experiments/gpu/<device>/, ~10 min on one H100 (563 s). Without network there: make wheelhouse
+## first, bring .whl/.
 gpu-check:
 	$(RUN_PY) experiments/gpu_check.py
 

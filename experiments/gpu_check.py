@@ -1,4 +1,4 @@
-"""Everything only a GPU shows, in one run: `make gpu-check` (under 8 minutes on one H100).
+"""Everything only a GPU shows, in one run: `make gpu-check` (about 10 minutes on one H100).
 
 Writes experiments/gpu/<device>/:
     kernel-tests.txt    tests/test_kernels.py with the kernels compiled (not interpreted), every numeric mode
@@ -6,6 +6,7 @@ Writes experiments/gpu/<device>/:
                         head_dim 64 and 128; T = 512 ... 16384; ms, TFLOP/s, peak memory (CSV + PNG)
     training/           the same 6 x 6 x 384 GPT at block 256, same seed, with kernel=eager, sdpa, triton:
                         W&B (offline) + CSV logs, report.md with the three loss curves and tokens/s
+    training-phase7/    the same with phase 7's modern GPT (model=modern: RoPE, ReLU², Muon)
     SUMMARY.md          the goals of issue 10 read off the above, and the command and machine
 
 On a machine without network (the lent GPU machines here), build the wheels it lacks first, on a machine with
@@ -109,6 +110,32 @@ def run(step: str, command: list[str], env: dict, log: Path | None = None, timeo
     return code == 0
 
 
+def train_backends(name: str, overrides: list[str], out: Path, env: dict) -> bool:
+    """The backends experiment (one GPT, seed and batches through eager, triton and sdpa) on the GPU in bf16, into
+    out/name: the runs, report.md and the loss curves."""
+    return run(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "gpt.train",
+            "-m",
+            "+experiment=backends",
+            *overrides,
+            "trainer=gpu",
+            f"trainer.max_steps={TRAINING_STEPS}",
+            "trainer.val_check_interval=100",
+            "trainer.log_every_n_steps=10",
+            "trainer.enable_progress_bar=false",
+            "sample.max_new_tokens=200",
+            f"hydra.sweep.dir={(out / name).relative_to(REPO)}",
+        ],
+        env,
+        out / f"{name}.log",
+        timeout=300,
+    )
+
+
 def read_curves(attention: Path, D: int, metric: str):
     import pandas as pd
 
@@ -158,15 +185,17 @@ def summarise(out: Path, device: str, results: dict) -> Path:
             growth = math.log(memory.loc[last, "triton"] / memory.loc[first, "triton"]) / math.log(last / first)
             lines += ["", f"triton peak memory grows as T^{growth:.2f} from T={first} to T={last} (1 = linear)."]
         lines.append("")
-    report = out / "training" / "report.md"
-    if report.exists():
-        lines += [
-            "## Training: eager, sdpa, triton on one seed",
-            "",
-            f"See `training/report.md` and `training/val_loss.png` ({TRAINING_STEPS} steps, bf16-mixed).",
-            "",
-        ]
-        lines += [line for line in report.read_text().splitlines() if line.startswith("|")]
+    for name, title in (("training", "phase 5 GPT"), ("training-phase7", "phase 7 modern GPT (model=modern)")):
+        report = out / name / "report.md"
+        if report.exists():
+            lines += [
+                f"## Training the {title}: eager, sdpa, triton on one seed",
+                "",
+                f"See `{name}/report.md` and `{name}/val_loss.png` ({TRAINING_STEPS} steps, bf16-mixed).",
+                "",
+                *[line for line in report.read_text().splitlines() if line.startswith("|")],
+                "",
+            ]
     path = out / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -178,7 +207,7 @@ def main() -> int:
         "--only",
         nargs="+",
         metavar="WORD",
-        help="rerun just the steps named by these words (tests, benchmark, profile, training)",
+        help="rerun just the steps named by these words (tests, benchmark, profile, training, phase)",
     )
     args = parser.parse_args()
     import torch
@@ -217,26 +246,8 @@ def main() -> int:
         "profile at T=1024": lambda: run(
             "profile", [sys.executable, "-c", PROFILE.format(T=1024)], env, out / "profile-T1024.txt", timeout=120
         ),
-        "training eager / sdpa / triton": lambda: run(
-            "training",
-            [
-                sys.executable,
-                "-m",
-                "gpt.train",
-                "-m",
-                "+experiment=backends",
-                "trainer=gpu",
-                f"trainer.max_steps={TRAINING_STEPS}",
-                "trainer.val_check_interval=100",
-                "trainer.log_every_n_steps=10",
-                "trainer.enable_progress_bar=false",
-                "sample.max_new_tokens=200",
-                f"hydra.sweep.dir={(out / 'training').relative_to(REPO)}",
-            ],
-            env,
-            out / "training.log",
-            timeout=300,
-        ),
+        "training eager / sdpa / triton": lambda: train_backends("training", [], out, env),
+        "phase 7 training eager / sdpa / triton": lambda: train_backends("training-phase7", ["model=modern"], out, env),
     }
     for step, execute in steps.items():
         if not args.only or any(word in step for word in args.only):
