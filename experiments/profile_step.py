@@ -1,0 +1,94 @@
+"""Where a training step's time goes: torch.profiler over steps of any composed config, on the GPU if there is one.
+
+    python experiments/profile_step.py [--steps 10] [OVERRIDES ...]      e.g. +experiment=backends model=modern
+
+Builds the model, the optimiser (as the harness builds it: gpt/optim.py, fused AdamW) and the training batches of
+the composed config, runs 5 warm-up steps, times --steps steps without the profiler (ms per step) and the
+optimiser step alone, then profiles --steps steps and prints the ops with the most self time (CUDA time, then CPU
+time, on a GPU). A step is the forward pass (under bf16 autocast where trainer.precision is bf16-mixed), the
+backward pass, clipping at trainer.gradient_clip_val and the optimiser step: what Lightning runs, without its loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from gpt.config import CONFIG_DIR, register_configs
+from gpt.data import RandomWindows
+from gpt.optim import build_optimizer
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m gpt.train")
+    args = parser.parse_args()
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", args.overrides)
+    torch.manual_seed(cfg.seed)
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    model = instantiate(cfg.model, vocab_size=data.tokenizer.vocab_size).to(DEVICE)
+    optimizer = build_optimizer(model, dict(cfg.optim), fused=True)
+    batches = iter(RandomWindows(data.train_data, cfg.data.block_size, cfg.data.batch_size, cfg.seed))
+    autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=cfg.trainer.precision == "bf16-mixed")
+    synchronize = torch.cuda.synchronize if DEVICE == "cuda" else lambda: None
+
+    def step():
+        x, y = (t.to(DEVICE) for t in next(batches))
+        with autocast:
+            _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(5):
+        step()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize()
+    ms = (time.perf_counter() - start) / args.steps * 1e3
+    tokens = cfg.data.batch_size * cfg.data.block_size
+    x, y = (t.to(DEVICE) for t in next(batches))
+    model(x, y)[1].backward()  # gradients for the optimiser alone
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        optimizer.step()
+    synchronize()
+    optimizer_ms = (time.perf_counter() - start) / args.steps * 1e3
+    optimizer.zero_grad(set_to_none=True)
+    device = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU"
+    print(
+        f"{device}; {' '.join(args.overrides) or 'defaults'}: {ms:.2f} ms a step, {tokens / ms * 1e3:,.0f} "
+        f"tokens/s; the optimiser step alone {optimizer_ms:.2f} ms"
+    )
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])]
+    with profile(activities=activities) as profiler:
+        for _ in range(args.steps):
+            step()
+        synchronize()
+    for key in ("self_cuda_time_total", "self_cpu_time_total") if DEVICE == "cuda" else ("self_cpu_time_total",):
+        print(f"by {key}:")
+        print(profiler.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()
