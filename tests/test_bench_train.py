@@ -21,7 +21,7 @@ def test_the_nanogpt_loop_reaches_the_harness_val_loss_in_fp32(tmp_path, war_and
     plain = json.loads(out.read_text())
     harness = train_composed(
         *overrides, "kernel=sdpa", "logger=none", "trainer.enable_progress_bar=false", "sample.max_new_tokens=1",
-        run_dir=tmp_path / "harness",
+        "inspect.full_val=false", "inspect.attention_maps=false", run_dir=tmp_path / "harness",
     )  # fmt: skip
     assert harness["steps"] == 6 and plain["tokens_per_sec"] > 0
     assert plain["val_loss"] == pytest.approx(harness["val_loss"], abs=1e-4)

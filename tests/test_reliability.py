@@ -31,6 +31,8 @@ STEADY = [
     "trainer.enable_progress_bar=false",
     "sample.max_new_tokens=20",
     "logger=csv",
+    "inspect.full_val=false",  # the end-of-training inspection: tests/test_inspect.py
+    "inspect.attention_maps=false",
 ]
 
 
