@@ -120,6 +120,19 @@ def passage_ids(text: str, tokenizer: CharTokenizer, block_size: int) -> torch.T
     return torch.tensor([tokenizer.encode(text)], dtype=torch.long)
 
 
+def default_passage(tokenizer: CharTokenizer, block_size: int) -> str:
+    """War and Peace's first line, as much of it as the block holds, where the model knows its characters."""
+    from gpt.errors import UnknownCharacterError
+
+    passage = FIRST_LINE[:block_size]
+    try:
+        tokenizer.encode(passage)
+    except UnknownCharacterError as exc:
+        default = "the default passage (War and Peace's first line)"
+        raise UserError(f'no text= given, and {default} has {exc}; give text="..."') from None
+    return passage
+
+
 def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: str, path: Path, title: str) -> Path:
     """Draw the attention maps of `model` for `text` into the PNG at path."""
     idx = passage_ids(text, tokenizer, model.block_size).to(next(model.parameters()).device)
@@ -130,7 +143,7 @@ def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: st
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         module = load_checkpoint(cfg.ckpt, cfg.kernel)
-        text = cfg.text if cfg.text is not None else FIRST_LINE[: module.model.block_size]
+        text = cfg.text if cfg.text is not None else default_passage(module.tokenizer, module.model.block_size)
         title = f"{Path(cfg.ckpt).name}: {text!r}"
         print(save_attention_maps(module.model, module.tokenizer, text, Path(cfg.out), title))
 

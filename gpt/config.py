@@ -185,7 +185,7 @@ class SampleRunConfig(SampleConfig):
 @dataclass
 class EvaluateRunConfig:
     ckpt: str = MISSING
-    split: str = "val"  # val | train: the split of data= that training used
+    split: str = "val"  # val | train: of the corpus the checkpoint was trained on, split as training split it
     stride: int | None = None  # windows' stride (gpt/evaluate.py); None: half the model's block
     batch_tokens: int = 2048  # positions per forward pass
     data: DataConfig = MISSING

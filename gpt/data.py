@@ -156,6 +156,13 @@ class CharDataModule(L.LightningDataModule):
         self.train_fraction, self.val_windows, self.seed = train_fraction, val_windows, seed
         self.tokenizer: CharTokenizer | None = None
 
+    def corpus_record(self) -> dict:
+        """Which text, split how: what checkpoints record so that gpt.evaluate finds the text a model was trained
+        on (a given path made absolute, for commands run from another folder)."""
+        path = str(Path(self.path).expanduser().absolute()) if self.path else None
+        return {"name": self.name, "path": path, "url": self.url, "sha256": self.sha256,
+                "train_fraction": self.train_fraction}  # fmt: skip
+
     def prepare_data(self) -> None:
         resolve_corpus(self.name, self.path, self.url, self.sha256)
 

@@ -27,6 +27,8 @@ from gpt.sample import load_checkpoint
 from gpt.validation import EVALUATE_RANGES, check_allowed
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from gpt.models import LanguageModel
@@ -85,19 +87,34 @@ def evaluate_ids(
     return Evaluation(loss=total.item() / (len(ids) - 1), characters=len(ids) - 1, stride=stride)
 
 
-def split_ids(cfg: DictConfig, tokenizer) -> torch.Tensor:
-    """The token ids of the config's corpus split, in the checkpoint's vocabulary."""
+def corpus_config(cfg: DictConfig, recorded: dict | None) -> DictConfig:
+    """The corpus to evaluate on: the one the checkpoint was trained on (`recorded`, CharDataModule.corpus_record),
+    with the command line's `data.KEY=...` on top; `data=NAME` on the command line picks another corpus. A
+    checkpoint without the record (from before it was kept) gets data= as composed: War and Peace by default."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    given = {o.key_or_group for o in OverridesParser.create().parse_overrides(HydraConfig.get().overrides.task)}
+    if recorded is None or "data" in given:
+        return cfg.data
+    return OmegaConf.create(
+        {key: cfg.data[key] if f"data.{key}" in given else value for key, value in recorded.items()}
+    )
+
+
+def split_ids(data: DictConfig, split_name: str, tokenizer) -> tuple[Path, torch.Tensor]:
+    """The corpus file, and the token ids of its split `split_name` in the checkpoint's vocabulary."""
     import torch
 
     from gpt.data import load_text, resolve_corpus, split
 
-    data = cfg.data
     corpus = resolve_corpus(data.name, data.path, data.url, data.sha256)
-    text = dict(zip(("train", "val"), split(load_text(corpus), data.train_fraction), strict=True))[cfg.split]
+    text = dict(zip(("train", "val"), split(load_text(corpus), data.train_fraction), strict=True))[split_name]
     try:
-        return torch.tensor(tokenizer.encode(text), dtype=torch.long)
+        return corpus, torch.tensor(tokenizer.encode(text), dtype=torch.long)
     except UserError as exc:
-        raise UserError(f"the {cfg.split} split of {corpus}: {exc}") from None
+        raise UserError(f"the {split_name} split of {corpus}: {exc}") from None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -108,10 +125,11 @@ def hydra_main(cfg: DictConfig) -> None:
         block = module.model.block_size
         if cfg.stride is not None and cfg.stride > block:
             raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")
-        result = evaluate_ids(module.model, split_ids(cfg, module.tokenizer), cfg.stride, cfg.batch_tokens)
+        corpus, ids = split_ids(corpus_config(cfg, module.hparams.get("corpus")), cfg.split, module.tokenizer)
+        result = evaluate_ids(module.model, ids, cfg.stride, cfg.batch_tokens)
         print(
-            f"{cfg.split} split, {result.characters:,} characters scored (windows of {block}, stride {result.stride}): "
-            f"loss {result.loss:.4f} nats/char = {result.bits_per_character:.4f} bits/char"
+            f"{cfg.split} split of {corpus}, {result.characters:,} characters scored (windows of {block}, stride "
+            f"{result.stride}): loss {result.loss:.4f} nats/char = {result.bits_per_character:.4f} bits/char"
         )
 
 

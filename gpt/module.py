@@ -20,7 +20,11 @@ from gpt.tokenizer import CharTokenizer
 
 
 class LanguageModelModule(L.LightningModule):
-    def __init__(self, model: dict[str, Any], optim: dict[str, Any], vocab: str, max_steps: int):
+    def __init__(
+        self, model: dict[str, Any], optim: dict[str, Any], vocab: str, max_steps: int, corpus: dict | None = None
+    ):
+        """`corpus` (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text
+        gpt.evaluate scores by default."""
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer = CharTokenizer(vocab)

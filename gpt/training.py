@@ -185,6 +185,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         vocab=datamodule.tokenizer.chars,
         max_steps=cfg.trainer.max_steps,
+        corpus=datamodule.corpus_record(),
     )
     if cfg.compile:
         module.model.compile()  # in place: checkpoints keep the plain parameter names

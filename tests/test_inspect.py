@@ -120,13 +120,14 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
     result = run_entry(
         "gpt.train",
         "data=text",
-        f"data.path={short_text}",
+        f"data.path={short_text.name}",  # relative to the training's folder: the checkpoint records it absolute
         "model.n_layer=2",
         "model.n_embd=16",
         "model.n_head=2",
         *tiny_except("inspect.full_val", "inspect.attention_maps"),
         f"hydra.run.dir={run_dir}",
         "inspect.stride=4",
+        cwd=short_text.parent,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_summary(run_dir)
@@ -139,13 +140,20 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
     assert picture.shape[0] > 200 and picture.shape[1] > 200
     assert f"whole validation split {summary['val_loss_full']}" in result.stdout
 
-    ckpt = run_dir / "checkpoints" / "last.ckpt"  # the command line gives the same figure for the same checkpoint
-    evaluated = run_entry("gpt.evaluate", f"ckpt={ckpt}", "data=text", f"data.path={short_text}", "stride=4")
+    # The command line gives the same figure for the same checkpoint, from anywhere: by default on the corpus the
+    # checkpoint was trained on (not War and Peace, the default data=), with data.KEY=... on top
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = run_entry("gpt.evaluate", f"ckpt={ckpt}", "stride=4", cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert f"{val_characters - 1:,} characters scored" in evaluated.stdout
+    assert f"val split of {short_text}, {val_characters - 1:,} characters scored" in evaluated.stdout
     assert f"loss {summary['val_loss_full']:.4f} nats/char" in evaluated.stdout
-    train = run_entry("gpt.evaluate", f"ckpt={ckpt}", "data=text", f"data.path={short_text}", "split=train")
-    assert f"{int(0.9 * len(short_text.read_text())) - 1:,} characters scored" in train.stdout
+    n_text = len(short_text.read_text())
+    train = run_entry("gpt.evaluate", f"ckpt={ckpt}", "split=train", cwd=elsewhere)
+    assert f"{int(0.9 * n_text) - 1:,} characters scored" in train.stdout
+    half = run_entry("gpt.evaluate", f"ckpt={ckpt}", "data.train_fraction=0.5", cwd=elsewhere)
+    assert f"val split of {short_text}, {n_text - int(0.5 * n_text) - 1:,} characters scored" in half.stdout
 
     drawn = run_entry("gpt.attention", f"ckpt={ckpt}", "text='the lazy dog'", f"out={tmp_path / 'maps.png'}")
     assert drawn.returncode == 0 and (tmp_path / "maps.png").is_file(), drawn.stderr
@@ -154,9 +162,9 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
         ("gpt.evaluate", "split=test", ("split=test", "allowed are train, val")),
         ("gpt.attention", "text='the quick brown fox jumps'", ("25 characters", "block_size=16")),
         ("gpt.attention", "text=Zebra", ("'Z'", "vocabulary")),
+        ("gpt.attention", "out=maps.png", ("no text= given", "War and Peace's first line", "'W'", "give text=")),
     ):
-        data = ["data=text", f"data.path={short_text}"] if module == "gpt.evaluate" else []
-        assert_one_line_error(run_entry(module, f"ckpt={ckpt}", *data, override, cwd=tmp_path), *fragments)
+        assert_one_line_error(run_entry(module, f"ckpt={ckpt}", override, cwd=tmp_path), *fragments)
     other = tmp_path / "other.txt"
     other.write_text("THE QUICK BROWN FOX " * 20)
     assert_one_line_error(
