@@ -1,6 +1,7 @@
 """Generate text from a checkpoint alone: `python -m gpt.sample ckpt=PATH prompt="..."` (also `gpt-sample`).
 
-The checkpoint carries the model config and the vocabulary, so no corpus is needed.
+The checkpoint carries the model config and the vocabulary, so no corpus is needed. Sampling runs on the CPU, as
+gpt.evaluate and gpt.attention do (both load checkpoints here: load_checkpoint).
 """
 
 from __future__ import annotations
@@ -80,21 +81,41 @@ def generate_text(
 
 def load_checkpoint(path: str, kernel: DictConfig | None = None) -> LanguageModelModule:
     """The trained module at path, on the CPU; `kernel` is the command line's kernel= choice (None: the checkpoint's
-    own attention backend). A missing file is refused before torch is imported."""
-    backend = kernel.backend if kernel else None
+    own attention backend, see reading_backend). A missing file is refused before torch is imported."""
+    requested = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
-    if backend is not None:
-        kernels.check_backend(backend)
+    if requested is not None:
+        reading_backend(requested, requested)  # refused before torch and Lightning load
     from gpt.checkpoints import read_checkpoint  # torch and Lightning: loaded once the options are known good
     from gpt.module import LanguageModelModule
 
     overrides = {}
     hparams = read_checkpoint(ckpt)["hyper_parameters"]
-    if backend is not None and "backend" in hparams["model"]:
+    saved = hparams["model"].get("backend")  # None for phase 1, which has no attention
+    backend = reading_backend(requested, saved) if saved is not None else None
+    if backend is not None and backend != saved:
         overrides["model"] = {**hparams["model"], "backend": backend}
     return LanguageModelModule.load_from_checkpoint(ckpt, map_location="cpu", **overrides)
+
+
+def reading_backend(requested: str | None, saved: str) -> str:
+    """The attention backend a checkpoint command reads the model through. These commands run on the CPU, where
+    Triton kernels run only in Triton's interpreter: kernel=NAME for one of them is refused there; a checkpoint
+    trained through one is read through eager attention (the same weights), said on stderr."""
+    on_cpu = "checkpoint commands run on the CPU, where Triton kernels run only under TRITON_INTERPRET=1"
+    if requested is not None:
+        backend = kernels.lookup(requested)
+        if backend.triton and not kernels.INTERPRETING:
+            allowed = ", ".join(name for name, other in kernels.BACKENDS.items() if not other.triton)
+            raise UserError(f"kernel={requested}: {on_cpu}; allowed here: {allowed} (or set TRITON_INTERPRET=1)")
+        kernels.check_backend(requested)  # the interpreter needs the triton package
+        return requested
+    if kernels.lookup(saved).triton and not kernels.INTERPRETING:
+        print(f"[trained with kernel={saved}; {on_cpu}: read with kernel=eager, the same weights]", file=sys.stderr)
+        return "eager"
+    return saved
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")

@@ -11,11 +11,15 @@ The fused Triton softmax is `kernels.softmax.softmax`.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
 from kernels.errors import KernelUnavailableError
+
+# Triton's interpreter runs the Triton kernels on the CPU (numpy underneath); triton reads this when first imported
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +61,15 @@ BACKENDS = {
 }
 TRITON_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.triton)
 
-__all__ = ["BACKENDS", "TRITON_BACKENDS", "Backend", "KernelUnavailableError", "attention", "check_backend"]
+__all__ = [
+    "BACKENDS",
+    "INTERPRETING",
+    "TRITON_BACKENDS",
+    "Backend",
+    "KernelUnavailableError",
+    "attention",
+    "check_backend",
+]
 
 
 @cache

@@ -18,13 +18,11 @@ mantissa bits dropped), the larger of the two errors a TF32 unit may make.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from kernels import INTERPRETING
 from kernels.errors import KernelUnavailableError
 
-INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 MAX_HEAD_DIM = 128  # the largest head_dim whose attention tiles fit a GPU's shared memory (make kernels-compile)
 FP32_PRECISION = {"highest": "ieee", "high": "tf32x3", "medium": "tf32"}
 

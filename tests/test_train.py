@@ -91,6 +91,33 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert_one_line_error(missing, "nope.ckpt", "no such file")
 
 
+def test_a_checkpoint_trained_through_triton_is_read_through_eager_on_the_cpu(tmp_path, short_text, monkeypatch):
+    """Checkpoint commands run on the CPU, where the Triton kernels run only in the interpreter: without it, a
+    checkpoint trained through them is read through eager attention (the same weights, said on stderr), and asking
+    for a Triton kernel is a one-line error."""
+    run_dir = tmp_path / "run"
+    trained = run_entry(
+        "gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"hydra.run.dir={run_dir}"
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    eager_ckpt, triton_ckpt = run_dir / "checkpoints" / "last.ckpt", tmp_path / "triton.ckpt"
+    checkpoint = torch.load(eager_ckpt, weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["backend"] = "triton"  # as a GPU run through kernel=triton saves it
+    torch.save(checkpoint, triton_ckpt)
+    monkeypatch.setattr("kernels.INTERPRETING", False)
+    sample = ["prompt='the quick'", "max_new_tokens=20"]
+    through_eager = run_entry("gpt.sample", f"ckpt={eager_ckpt}", *sample)
+    read = run_entry("gpt.sample", f"ckpt={triton_ckpt}", *sample)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == through_eager.stdout and "trained with kernel=triton" in read.stderr
+    assert "read with kernel=eager" in read.stderr
+    maps = run_entry("gpt.attention", f"ckpt={triton_ckpt}", "text=quick", f"out={tmp_path / 'maps.png'}")
+    assert maps.returncode == 0 and (tmp_path / "maps.png").is_file(), maps.stderr
+    for module in ("gpt.sample", "gpt.evaluate", "gpt.attention"):
+        asked = run_entry(module, f"ckpt={triton_ckpt}", "kernel=triton", cwd=tmp_path)
+        assert_one_line_error(asked, "kernel=triton", "TRITON_INTERPRET=1", "allowed here: eager, sdpa")
+
+
 def test_missing_corpus_is_a_one_line_error(tmp_path):
     result = run_entry(
         "gpt.train",
