@@ -125,7 +125,13 @@ def hydra_main(cfg: DictConfig) -> None:
         block = module.model.block_size
         if cfg.stride is not None and cfg.stride > block:
             raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")
-        corpus, ids = split_ids(corpus_config(cfg, module.hparams.get("corpus")), cfg.split, module.tokenizer)
+        data = corpus_config(cfg, module.hparams.get("corpus"))
+        try:
+            corpus, ids = split_ids(data, cfg.split, module.tokenizer)
+        except UserError as exc:
+            if data is cfg.data:  # the command line's corpus: the message says what to change
+                raise
+            raise UserError(f"the checkpoint's corpus: {exc} (data.path=FILE or data=NAME gives another)") from None
         result = evaluate_ids(module.model, ids, cfg.stride, cfg.batch_tokens)
         print(
             f"{cfg.split} split of {corpus}, {result.characters:,} characters scored (windows of {block}, stride "

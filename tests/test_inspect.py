@@ -154,6 +154,12 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
     assert f"{int(0.9 * n_text) - 1:,} characters scored" in train.stdout
     half = run_entry("gpt.evaluate", f"ckpt={ckpt}", "data.train_fraction=0.5", cwd=elsewhere)
     assert f"val split of {short_text}, {n_text - int(0.5 * n_text) - 1:,} characters scored" in half.stdout
+    moved = short_text.rename(tmp_path / "moved.txt")
+    gone = run_entry("gpt.evaluate", f"ckpt={ckpt}", cwd=elsewhere)
+    assert_one_line_error(gone, "the checkpoint's corpus", f"{short_text}: no such file", "data.path=FILE")
+    found = run_entry("gpt.evaluate", f"ckpt={ckpt}", f"data.path={moved}", "stride=4", cwd=elsewhere)
+    assert f"loss {summary['val_loss_full']:.4f} nats/char" in found.stdout
+    moved.rename(short_text)
 
     drawn = run_entry("gpt.attention", f"ckpt={ckpt}", "text='the lazy dog'", f"out={tmp_path / 'maps.png'}")
     assert drawn.returncode == 0 and (tmp_path / "maps.png").is_file(), drawn.stderr
