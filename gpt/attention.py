@@ -142,7 +142,7 @@ def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: st
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="attention")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
-        module = load_checkpoint(cfg.ckpt, cfg.kernel)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
         text = cfg.text if cfg.text is not None else default_passage(module.tokenizer, module.model.block_size)
         title = f"{Path(cfg.ckpt).name}: {text!r}"
         print(save_attention_maps(module.model, module.tokenizer, text, Path(cfg.out), title))

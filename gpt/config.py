@@ -176,28 +176,31 @@ class TrainConfig:
 
 
 @dataclass
-class SampleRunConfig(SampleConfig):
+class CheckpointCommandConfig:
+    """What gpt.sample, gpt.evaluate and gpt.attention share: the checkpoint, and how to run it."""
+
     ckpt: str = MISSING
-    seed: int = 1337
     kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
+    device: str = "auto"  # auto | cpu | cuda; auto: the GPU where there is one
 
 
 @dataclass
-class EvaluateRunConfig:
-    ckpt: str = MISSING
+class SampleRunConfig(SampleConfig, CheckpointCommandConfig):
+    seed: int = 1337
+
+
+@dataclass
+class EvaluateRunConfig(CheckpointCommandConfig):
     split: str = "val"  # val | train: of the corpus the checkpoint was trained on, split as training split it
     stride: int | None = None  # windows' stride (gpt/evaluate.py); None: half the model's block
     batch_tokens: int = 2048  # positions per forward pass
     data: DataConfig = MISSING
-    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
 
 
 @dataclass
-class AttentionRunConfig:
-    ckpt: str = MISSING
+class AttentionRunConfig(CheckpointCommandConfig):
     text: str | None = None  # the passage, up to block_size characters; None: War and Peace's first line, cut to fit
     out: str = "attention.png"
-    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
 
 
 @dataclass(frozen=True)

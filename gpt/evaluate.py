@@ -121,7 +121,7 @@ def split_ids(data: DictConfig, split_name: str, tokenizer) -> tuple[Path, torch
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_allowed(cfg, EVALUATE_RANGES)
-        module = load_checkpoint(cfg.ckpt, cfg.kernel)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
         block = module.model.block_size
         if cfg.stride is not None and cfg.stride > block:
             raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")

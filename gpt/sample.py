@@ -1,7 +1,7 @@
 """Generate text from a checkpoint alone: `python -m gpt.sample ckpt=PATH prompt="..."` (also `gpt-sample`).
 
-The checkpoint carries the model config and the vocabulary, so no corpus is needed. Sampling runs on the CPU, as
-gpt.evaluate and gpt.attention do (both load checkpoints here: load_checkpoint).
+The checkpoint carries the model config and the vocabulary, so no corpus is needed. It runs on the GPU where
+there is one (device=auto|cpu|cuda), as gpt.evaluate and gpt.attention do (all three load it here: load_checkpoint).
 """
 
 from __future__ import annotations
@@ -79,40 +79,52 @@ def generate_text(
     return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
 
 
-def load_checkpoint(path: str, kernel: DictConfig | None = None) -> LanguageModelModule:
-    """The trained module at path, on the CPU; `kernel` is the command line's kernel= choice (None: the checkpoint's
-    own attention backend, see reading_backend). A missing file is refused before torch is imported."""
+DEVICES = ("auto", "cpu", "cuda")  # where a checkpoint command runs (auto: the GPU where there is one)
+
+
+def load_checkpoint(path: str, kernel: DictConfig | None = None, device: str = "cpu") -> LanguageModelModule:
+    """The trained module at path, on `device`; `kernel` is the command line's kernel= choice (None: the
+    checkpoint's own attention backend, see reading_backend). A missing file and unknown names are refused before
+    torch is imported."""
     requested = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
+    if device not in DEVICES:
+        raise UserError(f"device={device}: allowed are {', '.join(DEVICES)}")
     if requested is not None:
-        reading_backend(requested, requested)  # refused before torch and Lightning load
-    from gpt.checkpoints import read_checkpoint  # torch and Lightning: loaded once the options are known good
+        kernels.lookup(requested)
+    import torch  # torch and Lightning: loaded once the options are known good
+
+    from gpt.checkpoints import read_checkpoint
     from gpt.module import LanguageModelModule
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda: this machine has no CUDA GPU; allowed here: auto, cpu")
     overrides = {}
     hparams = read_checkpoint(ckpt)["hyper_parameters"]
     saved = hparams["model"].get("backend")  # None for phase 1, which has no attention
-    backend = reading_backend(requested, saved) if saved is not None else None
+    backend = reading_backend(requested, saved, device) if saved is not None else None
     if backend is not None and backend != saved:
         overrides["model"] = {**hparams["model"], "backend": backend}
-    return LanguageModelModule.load_from_checkpoint(ckpt, map_location="cpu", **overrides)
+    return LanguageModelModule.load_from_checkpoint(ckpt, map_location=device, **overrides)
 
 
-def reading_backend(requested: str | None, saved: str) -> str:
-    """The attention backend a checkpoint command reads the model through. These commands run on the CPU, where
-    Triton kernels run only in Triton's interpreter: kernel=NAME for one of them is refused there; a checkpoint
-    trained through one is read through eager attention (the same weights), said on stderr."""
-    on_cpu = "checkpoint commands run on the CPU, where Triton kernels run only under TRITON_INTERPRET=1"
+def reading_backend(requested: str | None, saved: str, device: str) -> str:
+    """The attention backend a checkpoint command reads the model through on `device`. On the CPU, Triton kernels
+    run only in Triton's interpreter: there kernel=NAME for one of them is refused, and a checkpoint trained through
+    one is read through eager attention (the same weights), said on stderr."""
+    triton_runs = device == "cuda" or kernels.INTERPRETING
+    on_cpu = "on the CPU (device=cpu, or no GPU here) Triton kernels run only under TRITON_INTERPRET=1"
     if requested is not None:
-        backend = kernels.lookup(requested)
-        if backend.triton and not kernels.INTERPRETING:
-            allowed = ", ".join(name for name, other in kernels.BACKENDS.items() if not other.triton)
-            raise UserError(f"kernel={requested}: {on_cpu}; allowed here: {allowed} (or set TRITON_INTERPRET=1)")
-        kernels.check_backend(requested)  # the interpreter needs the triton package
+        if kernels.lookup(requested).triton and not triton_runs:
+            allowed = ", ".join(name for name, backend in kernels.BACKENDS.items() if not backend.triton)
+            raise UserError(f"kernel={requested}: {on_cpu}; allowed here: {allowed}")
+        kernels.check_backend(requested)  # e.g. the interpreter needs the triton package
         return requested
-    if kernels.lookup(saved).triton and not kernels.INTERPRETING:
+    if kernels.lookup(saved).triton and not triton_runs:
         print(f"[trained with kernel={saved}; {on_cpu}: read with kernel=eager, the same weights]", file=sys.stderr)
         return "eager"
     return saved
@@ -122,7 +134,7 @@ def reading_backend(requested: str | None, saved: str) -> str:
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_allowed(cfg, SAMPLE_RANGES)
-        module = load_checkpoint(cfg.ckpt, cfg.kernel)
+        module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
         texts = stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
         try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
             print(next(texts), end="", flush=True)  # the prompt

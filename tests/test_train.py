@@ -80,7 +80,9 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert re.search(r"\[25 characters in [\d.]+ s: [\d,]+ characters/s, with a KV cache\]", result.stderr)
     # within the block (16 characters) the cache samples what recomputing the context samples
     within = [
-        run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='the quick'", "max_new_tokens=7", f"kv_cache={kv_cache}")
+        run_entry(
+            "gpt.sample", f"ckpt={ckpt}", "prompt='the quick'", "max_new_tokens=7", f"kv_cache={kv_cache}", "device=cpu"
+        )
         for kv_cache in ("true", "false")
     ]
     assert within[0].stdout == within[1].stdout and "recomputing the context]" in within[1].stderr
@@ -89,12 +91,18 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert_one_line_error(unknown, "'Z'", "vocabulary")
     missing = run_entry("gpt.sample", f"ckpt={tmp_path}/nope.ckpt", cwd=tmp_path)
     assert_one_line_error(missing, "nope.ckpt", "no such file")
+    assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}", "device=gpu"), "device=gpu", "auto, cpu, cuda")
+    on_cuda = run_entry("gpt.sample", f"ckpt={ckpt}", "device=cuda", "max_new_tokens=5")
+    if torch.cuda.is_available():
+        assert on_cuda.returncode == 0 and len(on_cuda.stdout.rstrip("\n")) == 6, on_cuda.stderr
+    else:
+        assert_one_line_error(on_cuda, "device=cuda", "no CUDA GPU", "allowed here: auto, cpu")
 
 
 def test_a_checkpoint_trained_through_triton_is_read_through_eager_on_the_cpu(tmp_path, short_text, monkeypatch):
-    """Checkpoint commands run on the CPU, where the Triton kernels run only in the interpreter: without it, a
-    checkpoint trained through them is read through eager attention (the same weights, said on stderr), and asking
-    for a Triton kernel is a one-line error."""
+    """On the CPU the Triton kernels run only in the interpreter: without it, the checkpoint commands read a
+    checkpoint trained through them through eager attention (the same weights, said on stderr), and asking for a
+    Triton kernel is a one-line error."""
     run_dir = tmp_path / "run"
     trained = run_entry(
         "gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"hydra.run.dir={run_dir}"
@@ -105,16 +113,16 @@ def test_a_checkpoint_trained_through_triton_is_read_through_eager_on_the_cpu(tm
     checkpoint["hyper_parameters"]["model"]["backend"] = "triton"  # as a GPU run through kernel=triton saves it
     torch.save(checkpoint, triton_ckpt)
     monkeypatch.setattr("kernels.INTERPRETING", False)
-    sample = ["prompt='the quick'", "max_new_tokens=20"]
+    sample = ["prompt='the quick'", "max_new_tokens=20", "device=cpu"]
     through_eager = run_entry("gpt.sample", f"ckpt={eager_ckpt}", *sample)
     read = run_entry("gpt.sample", f"ckpt={triton_ckpt}", *sample)
     assert read.returncode == 0, read.stderr
     assert read.stdout == through_eager.stdout and "trained with kernel=triton" in read.stderr
     assert "read with kernel=eager" in read.stderr
-    maps = run_entry("gpt.attention", f"ckpt={triton_ckpt}", "text=quick", f"out={tmp_path / 'maps.png'}")
+    maps = run_entry("gpt.attention", f"ckpt={triton_ckpt}", "text=quick", f"out={tmp_path / 'maps.png'}", "device=cpu")
     assert maps.returncode == 0 and (tmp_path / "maps.png").is_file(), maps.stderr
     for module in ("gpt.sample", "gpt.evaluate", "gpt.attention"):
-        asked = run_entry(module, f"ckpt={triton_ckpt}", "kernel=triton", cwd=tmp_path)
+        asked = run_entry(module, f"ckpt={triton_ckpt}", "kernel=triton", "device=cpu", cwd=tmp_path)
         assert_one_line_error(asked, "kernel=triton", "TRITON_INTERPRET=1", "allowed here: eager, sdpa")
 
 
