@@ -20,6 +20,7 @@ from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
 from gpt.process import ends_without_teardown
 from gpt.sample import load_checkpoint
+from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
 
 if TYPE_CHECKING:
     import torch
@@ -142,6 +143,7 @@ def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: st
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="attention")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
+        check_allowed(cfg, CHECKPOINT_COMMAND_RANGES)
         module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
         text = cfg.text if cfg.text is not None else default_passage(module.tokenizer, module.model.block_size)
         title = f"{Path(cfg.ckpt).name}: {text!r}"

@@ -20,7 +20,7 @@ from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
 from gpt.process import ends_without_teardown
 from gpt.tokenizer import CharTokenizer
-from gpt.validation import SAMPLE_RANGES, check_allowed
+from gpt.validation import CHECKPOINT_COMMAND_RANGES, SAMPLE_RANGES, check_allowed
 
 if TYPE_CHECKING:
     from gpt.module import LanguageModelModule
@@ -79,19 +79,14 @@ def generate_text(
     return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
 
 
-DEVICES = ("auto", "cpu", "cuda")  # where a checkpoint command runs (auto: the GPU where there is one)
-
-
 def load_checkpoint(path: str, kernel: DictConfig | None = None, device: str = "cpu") -> LanguageModelModule:
-    """The trained module at path, on `device`; `kernel` is the command line's kernel= choice (None: the
-    checkpoint's own attention backend, see reading_backend). A missing file and unknown names are refused before
-    torch is imported."""
+    """The trained module at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
+    is one); `kernel` is the command line's kernel= choice (None: the checkpoint's own attention backend, see
+    reading_backend). A missing file and an unknown backend are refused before torch is imported."""
     requested = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/checkpoints/last.ckpt)")
-    if device not in DEVICES:
-        raise UserError(f"device={device}: allowed are {', '.join(DEVICES)}")
     if requested is not None:
         kernels.lookup(requested)
     import torch  # torch and Lightning: loaded once the options are known good
@@ -133,7 +128,7 @@ def reading_backend(requested: str | None, saved: str, device: str) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def hydra_main(cfg: DictConfig) -> None:
     with one_line_errors():
-        check_allowed(cfg, SAMPLE_RANGES)
+        check_allowed(cfg, {**SAMPLE_RANGES, **CHECKPOINT_COMMAND_RANGES})
         module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
         texts = stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
         try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen

@@ -61,7 +61,14 @@ SAMPLE_RANGES = {
     "top_k": POSITIVE,
     "seed": SEED,
 }
-EVALUATE_RANGES = {"split": OneOf(("train", "val")), "stride": POSITIVE, "batch_tokens": POSITIVE}
+# what gpt.sample, gpt.evaluate and gpt.attention share (gpt.config.CheckpointCommandConfig)
+CHECKPOINT_COMMAND_RANGES = {"device": OneOf(("auto", "cpu", "cuda"))}
+EVALUATE_RANGES = {
+    **CHECKPOINT_COMMAND_RANGES,
+    "split": OneOf(("train", "val")),
+    "stride": POSITIVE,
+    "batch_tokens": POSITIVE,
+}
 # Every numeric option and its allowed values.
 RANGES = {
     "seed": SEED,

@@ -91,7 +91,8 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert_one_line_error(unknown, "'Z'", "vocabulary")
     missing = run_entry("gpt.sample", f"ckpt={tmp_path}/nope.ckpt", cwd=tmp_path)
     assert_one_line_error(missing, "nope.ckpt", "no such file")
-    assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}", "device=gpu"), "device=gpu", "auto, cpu, cuda")
+    for module in ("gpt.sample", "gpt.evaluate", "gpt.attention"):
+        assert_one_line_error(run_entry(module, f"ckpt={ckpt}", "device=gpu"), "device=gpu", "auto, cpu, cuda")
     on_cuda = run_entry("gpt.sample", f"ckpt={ckpt}", "device=cuda", "max_new_tokens=5")
     if torch.cuda.is_available():
         assert on_cuda.returncode == 0 and len(on_cuda.stdout.rstrip("\n")) == 6, on_cuda.stderr
