@@ -6,7 +6,8 @@ import pytest
 import torch
 from test_models import ATTENTION_PHASES, PHASES, T, V, build
 
-from gpt.models.kv_cache import KVCache
+from gpt.attention import attention_layers
+from gpt.models.kv_cache import CachedContext, KVCache, RecomputedContext
 from kernels.eager import eager_attention
 
 
@@ -44,6 +45,18 @@ def test_cached_logits_match_a_forward_pass_over_the_whole_context(phase):
         torch.testing.assert_close(context.next_logits(), model.logits(idx[:, :t])[:, -1], rtol=1e-12, atol=1e-12)
         if t < T:
             context.append(idx[:, t : t + 1])
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_every_model_with_attention_samples_through_the_cache_and_only_those(phase):
+    """What `gpt.sample` reports ("with a KV cache" or "recomputing the context") is what the sampler does."""
+    model = float64_model(phase)
+    idx = torch.randint(V, (1, 4))
+    assert model.caches_keys_values == bool(attention_layers(model))
+    assert type(model.sampling_context(idx, kv_cache=True)) is (
+        CachedContext if attention_layers(model) else RecomputedContext
+    )
+    assert type(model.sampling_context(idx, kv_cache=False)) is RecomputedContext
 
 
 def half_block_reference(model, prompt: torch.Tensor, new_tokens: int, generator: torch.Generator) -> torch.Tensor:

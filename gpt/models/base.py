@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpt.models.kv_cache import RecomputedContext
+from gpt.models.kv_cache import CachedContext, RecomputedContext
 
 
 class LanguageModel(nn.Module):
     """A model mapping token ids (batch, T) to next-token logits (batch, T, vocab)."""
 
     block_size: int  # the longest context the model can look at
+    caches_keys_values = False  # sampling can keep the context's keys and values (models with attention)
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -31,9 +32,9 @@ class LanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def sampling_context(self, idx: torch.Tensor, kv_cache: bool = True):
-        """What gives the next token's logits while sampling (gpt/models/kv_cache.py): a model without attention
-        has no keys and values to cache, and recomputes its context."""
-        return RecomputedContext(self, idx)
+        """What gives the next token's logits while sampling (gpt/models/kv_cache.py): a KV cache where kv_cache is on
+        and the model has attention; otherwise (phase 1 has no keys and values) the context, recomputed each time."""
+        return CachedContext(self, idx) if kv_cache and self.caches_keys_values else RecomputedContext(self, idx)
 
     @torch.inference_mode()
     def stream(

@@ -17,10 +17,12 @@ from gpt.models import modern
 from gpt.models.attention import CausalSelfAttention
 from gpt.models.base import LanguageModel
 from gpt.models.block import Block
-from gpt.models.kv_cache import CachedContext, KVCache, RecomputedContext
+from gpt.models.kv_cache import KVCache
 
 
 class TransformerLM(LanguageModel):
+    caches_keys_values = True  # logits(idx, cache) extends a KVCache
+
     def __init__(
         self,
         vocab_size: int,
@@ -62,9 +64,6 @@ class TransformerLM(LanguageModel):
 
     def forward_body(self, x: torch.Tensor, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         return self.body(x, cache=cache)
-
-    def sampling_context(self, idx: torch.Tensor, kv_cache: bool = True):
-        return CachedContext(self, idx) if kv_cache else RecomputedContext(self, idx)
 
 
 def _init_weights(module: nn.Module) -> None:
