@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,13 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     timer = Timer("a @ b", globals={"a": a, "b": b}, num_threads=torch.get_num_threads())  # its default is 1
     return 2 * n**3 / timer.blocked_autorange(min_run_time=2).median
+
+
+def block_by_batch(shape: str) -> str:
+    """--shapes' argparse type: BLOCKxBATCH, two positive integers."""
+    if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", shape):
+        raise argparse.ArgumentTypeError(f"{shape!r} is not BLOCKxBATCH, e.g. 64x12")
+    return shape
 
 
 def shape_overrides(shape: str, steps: int) -> list[str]:
@@ -136,12 +144,14 @@ def measure(shape: str, steps: int, repeat: int, workdir: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="training steps per run (val loss after them)")
-    parser.add_argument("--shapes", nargs="+", default=["64x12", "128x32"], help="BLOCKxBATCH")
+    parser.add_argument("--shapes", nargs="+", type=block_by_batch, default=["64x12", "128x32"], help="BLOCKxBATCH")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each loop per shape, alternating (median)")
     parser.add_argument("--plain", metavar="OUT", type=Path, help=argparse.SUPPRESS)  # internal: one plain loop
-    args, rest = parser.parse_known_args()
+    args, rest = parser.parse_known_args()  # the rest: Hydra overrides, for the internal plain loop only
     if args.plain:
         return plain_loop(args.plain, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     machine = describe_machine()
     peaks = {"fp32": matmul_peak(torch.float32) / 1e9, "bf16": matmul_peak(torch.bfloat16) / 1e9}

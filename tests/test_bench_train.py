@@ -25,3 +25,10 @@ def test_the_nanogpt_loop_reaches_the_harness_val_loss_in_fp32(tmp_path, war_and
     )  # fmt: skip
     assert harness["steps"] == 6 and plain["tokens_per_sec"] > 0
     assert plain["val_loss"] == pytest.approx(harness["val_loss"], abs=1e-4)
+
+
+def test_shapes_are_block_by_batch():
+    assert bench_train.block_by_batch("128x32") == "128x32"
+    for wrong in ("64-12", "0x12", "64x", "x12", "64x12x3", "sixtyfourx12"):
+        with pytest.raises(bench_train.argparse.ArgumentTypeError, match="BLOCKxBATCH"):
+            bench_train.block_by_batch(wrong)
