@@ -123,8 +123,13 @@ def look_inside(
     module: LanguageModelModule, datamodule: CharDataModule, cfg: DictConfig, run_dir: Path, phase: str, step: int
 ) -> tuple[dict, Path | None]:
     """After training (cfg.inspect): the loss over the whole validation split, for the summary, and the attention
-    maps of the validation split's first characters, drawn to run_dir/attention.png."""
+    maps of the validation split's first characters, drawn to run_dir/attention.png. Neither after a fast_dev_run
+    (the whole split alone takes seconds even for a tiny model)."""
     figures = {}
+    if cfg.trainer.fast_dev_run:  # a smoke test of the loop, in which Lightning also skips checkpoints and loggers
+        if cfg.inspect.full_val or cfg.inspect.attention_maps:
+            print("[trainer.fast_dev_run: no whole-split evaluation and no attention maps]", file=sys.stderr)
+        return figures, None
     interpreted = cfg.kernel.backend in kernels.TRITON_BACKENDS and module.device.type == "cpu"
     if cfg.inspect.full_val and interpreted:  # Triton's interpreter: ~1000x slower than the kernels on a GPU
         print(

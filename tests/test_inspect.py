@@ -9,7 +9,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 import torch
-from conftest import assert_one_line_error, read_summary, run_entry, tiny_except
+from conftest import assert_one_line_error, read_summary, run_entry, tiny_except, train_composed
 from test_models import ATTENTION_PHASES, T, V, build
 
 import kernels
@@ -184,3 +184,12 @@ def test_a_bigram_run_reports_the_whole_split_and_draws_no_maps(tmp_path, short_
     result = run_entry("gpt.train", *overrides, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_summary(run_dir)["val_bpc"] > 0 and not (run_dir / "attention.png").exists()
+
+
+def test_a_fast_dev_run_skips_the_inspection(tmp_path, short_text, capsys):
+    """Lightning's smoke test of the loop stays quick: no whole-split evaluation, no maps, and a line saying so."""
+    overrides = [*tiny_except("inspect.full_val", "inspect.attention_maps"), "data=text", f"data.path={short_text}"]
+    summary = train_composed(*overrides, "trainer.fast_dev_run=true", run_dir=tmp_path / "run")
+    assert summary["steps"] == 1 and "val_loss_full" not in summary
+    assert not (tmp_path / "run" / "attention.png").exists()
+    assert "trainer.fast_dev_run: no whole-split evaluation and no attention maps" in capsys.readouterr().err
