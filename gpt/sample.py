@@ -141,7 +141,7 @@ def hydra_main(cfg: DictConfig) -> None:
             print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)
             sys.exit(130)
         seconds = time.perf_counter() - start
-        how = "with a KV cache" if cfg.kv_cache and module.model.caches_keys_values else "recomputing the context"
+        how = "with a KV cache" if module.model.samples_with_cache(cfg.kv_cache) else "recomputing the context"
         rate = f"{sampled / seconds:,.0f} characters/s"
         print(f"\n[{sampled} characters in {seconds:.2f} s: {rate}, {how}]", file=sys.stderr)
 

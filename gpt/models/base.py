@@ -31,10 +31,15 @@ class LanguageModel(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def samples_with_cache(self, kv_cache: bool) -> bool:
+        """Whether sampling with kv_cache= keeps a KV cache: where it is asked for and the model has attention
+        (phase 1 has no keys and values, and recomputes its context)."""
+        return kv_cache and self.caches_keys_values
+
     def sampling_context(self, idx: torch.Tensor, kv_cache: bool = True):
-        """What gives the next token's logits while sampling (gpt/models/kv_cache.py): a KV cache where kv_cache is on
-        and the model has attention; otherwise (phase 1 has no keys and values) the context, recomputed each time."""
-        return CachedContext(self, idx) if kv_cache and self.caches_keys_values else RecomputedContext(self, idx)
+        """What gives the next token's logits while sampling (gpt/models/kv_cache.py): the KV cache, or the
+        context recomputed each time (samples_with_cache)."""
+        return CachedContext(self, idx) if self.samples_with_cache(kv_cache) else RecomputedContext(self, idx)
 
     @torch.inference_mode()
     def stream(
