@@ -5,9 +5,11 @@
 make gpu-check showed the flash kernel behind sdpa at T <= 2048 while its kernels' GPU time is a fraction of
 the call (profile-T1024.txt). For each shape and backend this prints, per call (mean of --calls calls after a
 warm-up): the host's time to issue it (the loop's time before the final synchronize) and the wall time (after
-it). Where issue >= wall, the GPU waits for Python: the call is host-bound. Then the same for the forward
-kernel launched alone, through the autotuner and straight through its tuned config, and a cProfile of the
-host side of triton's forward + backward (the functions with the most own time).
+it). Where issue >= wall, the GPU waits for Python: the call is host-bound. Then triton's forward+backward
+through its custom operator (torch.compile's path, kernels/custom_op.py), the forward
+kernel launched alone, through the autotuner and through TunedKernel (the tuned config, launched directly), and
+a cProfile of the host side of triton's forward + backward (the functions with the most own time). The line
+"host time to issue a forward+backward, triton / sdpa" is the figure `make gpu-check` holds to its goal.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import kernels
-from kernels.flash_attention import _flash_forward, launch_args
+from kernels.flash_attention import FORWARD, _flash_forward, _tuning_key, launch_args
 from kernels.triton_runtime import triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -50,27 +52,31 @@ def measure(B: int, H: int, T: int, D: int, calls: int) -> None:
     q, k, v = (torch.randn(B, H, T, D, device=DEVICE, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
     grad = torch.randn_like(q)
     print(f"\n== B={B} H={H} T={T} D={D}, bf16, causal: microseconds per call (issue / wall)")
+    issue = {}  # backend -> host microseconds to issue one forward+backward
     for backend in ("eager", "sdpa", "triton") if DEVICE == "cuda" else ("sdpa", "triton"):
         attend = partial(kernels.attention, q, k, v, backend=backend)
         with torch.no_grad():
             forward = per_call_us(attend, calls)
         both = per_call_us(lambda attend=attend: attend().backward(grad), calls)
+        issue[backend] = both[0]
         print(f"{backend:>8}: forward {forward[0]:8.1f} / {forward[1]:8.1f}   "
               f"forward+backward {both[0]:8.1f} / {both[1]:8.1f}")  # fmt: skip
 
-    # the forward kernel alone: through the autotuner, then straight through the config it chose
+    # the forward kernel alone, launched through Triton's autotuner on every call, and through TunedKernel (which
+    # asks the autotuner once per key, then launches the chosen config straight through the JIT), as the backend does
     out, lse = torch.empty_like(q), torch.empty(B * H, T, dtype=torch.float32, device=DEVICE)
     launch = (q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
               triton.next_power_of_2(T), D**-0.5)  # fmt: skip
     common = launch_args(q, True)
     grid = lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)
-    tuned = per_call_us(lambda: _flash_forward[grid](*launch, **common), calls)
-    config = getattr(_flash_forward, "best_config", _flash_forward.configs[0])
-    fixed = (triton.cdiv(T, config.kwargs["BLOCK_M"]), B * H)
-    direct = per_call_us(lambda: _flash_forward.fn[fixed](*launch, **common, **config.all_kwargs()), calls)
-    print(f"forward kernel alone: via autotuner {tuned[0]:.1f} / {tuned[1]:.1f}, "
-          f"direct ({config}) {direct[0]:.1f} / {direct[1]:.1f}")  # fmt: skip
-    print(f"torch.cuda.is_available(): {per_call_us(torch.cuda.is_available, calls)[0]:.1f}")
+    autotuner = per_call_us(lambda: _flash_forward[grid](*launch, **common), calls)
+    tuned = per_call_us(lambda: FORWARD(grid, _tuning_key(q, common), *launch, **common), calls)
+    print(f"forward kernel alone: through the autotuner {autotuner[0]:.1f} / {autotuner[1]:.1f}, "
+          f"through TunedKernel {tuned[0]:.1f} / {tuned[1]:.1f}")  # fmt: skip
+    print(f"host time to issue a forward+backward, triton / sdpa: {issue['triton'] / issue['sdpa']:.2f}x")
+    # the same kernels through their custom operator: the path torch.compile's graphs call
+    operator = per_call_us(lambda: torch.ops.kernels.flash_attention(q, k, v, True)[0].backward(grad), calls)
+    print(f"triton forward+backward through torch.ops.kernels.flash_attention: {operator[0]:.1f} / {operator[1]:.1f}")
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -81,6 +87,35 @@ def measure(B: int, H: int, T: int, D: int, calls: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
 
 
+def dispatch_overhead(calls: int) -> None:
+    """What a call costs the host before any kernel: an empty forward + backward through a torch.autograd.Function
+    (the Triton backends' eager path) and through a torch.library custom operator with registered autograd (their
+    path under torch.compile; kernels/custom_op.py)."""
+
+    class Empty(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return torch.empty_like(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return torch.empty_like(grad)
+
+    @torch.library.custom_op("bench::empty", mutates_args=())
+    def empty(x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    empty.register_fake(torch.empty_like)
+    empty.register_autograd(lambda ctx, grad: torch.empty_like(grad))
+    x, grad = torch.randn(4, device=DEVICE, requires_grad=True), torch.randn(4, device=DEVICE)
+    function = per_call_us(lambda: Empty.apply(x).backward(grad), calls)[0]
+    operator = per_call_us(lambda: empty(x).backward(grad), calls)[0]
+    print(
+        f"empty forward+backward, host microseconds: autograd.Function {function:.1f}, custom operator "
+        f"{operator:.1f} (+{operator - function:.1f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
@@ -88,6 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (interpreted)"
     print(f"{device}; torch {torch.__version__}, triton {triton.__version__}")
+    dispatch_overhead(max(args.calls, 1000))
     for shape in args.shapes:
         measure(*map(int, shape.split("x")), args.calls)
 

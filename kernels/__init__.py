@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING
 
 from kernels.errors import KernelUnavailableError
@@ -37,7 +36,16 @@ class Backend:
         return not self.triton
 
     def load(self):
-        return _load(self.function)
+        """The backend's function, imported on first use. Kept in a plain dict, which torch.compile reads as a
+        constant once the function is loaded (the models load theirs when built): a trace never imports."""
+        function = _LOADED.get(self.function)
+        if function is None:
+            module, name = self.function.split(":")
+            function = _LOADED[self.function] = getattr(importlib.import_module(module), name)
+        return function
+
+
+_LOADED: dict = {}  # "module:function" -> the function
 
 
 BACKENDS = {
@@ -70,12 +78,6 @@ __all__ = [
     "attention",
     "check_backend",
 ]
-
-
-@cache
-def _load(function: str):
-    module, name = function.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def lookup(name: str, dropout_p: float = 0.0) -> Backend:

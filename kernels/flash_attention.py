@@ -17,13 +17,17 @@ Backward recomputes p = exp2(s - lse) tile by tile from Q, K, V and lse, with de
 
     dV = P^T dO,   dP = dO V^T,   dS = P * (dP - delta),   dQ = scale * dS K,   dK = scale * dS^T Q
 
-one program per key tile for dK, dV (looping over the query tiles that see it) and one per query tile for dQ
-(looping over the key tiles it sees), so no atomics and no (T x T) buffer: memory is O(T) beyond the inputs
-and outputs. Padded rows and columns (past T) load as zeros, which contribute exactly nothing to dQ, dK, dV,
-so the backward masks only the causal band.
+in one kernel: program i of a head computes dK, dV of key tile i (looping over the query tiles that see it),
+then dQ of query tile i (looping over the key tiles it sees). No atomics and no (T x T) buffer: memory is O(T)
+beyond the inputs and outputs. With causality the two loops are complementary (key tile i is seen by the
+query tiles from i on, query tile i sees the key tiles up to i), so every program does the same work. Padded
+rows and columns (past T) load as zeros, which contribute exactly nothing to dQ, dK, dV, so the backward masks
+only the causal band.
 
-Tiles are autotuned per (T rounded up to a power of two, head_dim, dtype, causality, fp32 precision) on a GPU;
-under Triton's interpreter one small fixed tile is used.
+Tiles are autotuned per (T rounded up to a power of two, head_dim, dtype, causality, fp32 precision) on a GPU,
+once per key: later calls launch the chosen config directly (triton_runtime.TunedKernel). Under Triton's
+interpreter one small fixed tile is used. A training step's call costs three launches: the forward; delta and
+the backward.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ import math
 
 import torch
 
+from kernels.custom_op import attention_op
 from kernels.triton_runtime import (
     MAX_HEAD_DIM,
+    TunedKernel,
     check_can_run,
     check_dtype,
     dot_precision,
@@ -83,15 +89,13 @@ if triton is not None:
                                                         (128, 64, 4, 4, 64, 64), (64, 64, 4, 3, 128, 128),
                                                         (64, 32, 4, 4, 128, 128)]) + \
         _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
-    DKDV_TUNING = _configs("BLOCK_N", "BLOCK_M", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
-                                                     (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
-        _configs("BLOCK_N", "BLOCK_M", 4, FP32_TILES)
-    DQ_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 64), (128, 32, 4, 3, 64, 64),
-                                                   (64, 64, 4, 2, 128, 128), (64, 32, 4, 3, 128, 128)]) + \
-        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+    # The backward: one program owns a TILE of keys (for dK, dV), then the same TILE of queries (for dQ), and
+    # steps through the other side STEP at a time
+    BACKWARD_TUNING = _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 64, 64), (128, 32, 4, 3, 32, 64),
+                                                   (64, 64, 4, 2, 64, 128), (64, 32, 4, 3, 128, 128)]) + \
+        _configs("TILE", "STEP", 4, FP32_TILES)
     FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
-    DKDV_CONFIGS = launch_configs(DKDV_TUNING, triton.Config({"BLOCK_N": 16, "BLOCK_M": 16}))
-    DQ_CONFIGS = launch_configs(DQ_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
+    BACKWARD_CONFIGS = launch_configs(BACKWARD_TUNING, triton.Config({"TILE": 16, "STEP": 16}))
     TUNING_KEY = ["T_BUCKET", "BLOCK_D", "CAUSAL", "PRECISION"]  # the autotuner adds the tensors' dtypes
 
     @triton.jit
@@ -196,42 +200,6 @@ if triton is not None:
             dk = mma(dsT.to(q.dtype), q, dk, PRECISION)
         return dk, dv
 
-    @triton.autotune(configs=DKDV_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
-    @triton.jit
-    def _flash_backward_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
-                             stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
-                             stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
-                             H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
-                             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
-        """dK and dV for one tile of BLOCK_N keys, visiting every query tile that can see them.
-        DK and DV share one layout (stride_g*); the inputs each have their own strides."""
-        start_n, bh = tl.program_id(0), tl.program_id(1)
-        b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
-        Q += b * stride_qb + h * stride_qh
-        DO += b * stride_dob + h * stride_doh
-        LSE += bh.to(tl.int64) * T
-        DELTA += bh.to(tl.int64) * T
-        cols = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        dims = tl.arange(0, BLOCK_D)
-        k = _load_tile(K + b * stride_kb + h * stride_kh, cols, dims, stride_kt, stride_kd, T, D)
-        v = _load_tile(V + b * stride_vb + h * stride_vh, cols, dims, stride_vt, stride_vd, T, D)
-        dk = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        dv = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        qk_scale = scale * LOG2_E
-        if CAUSAL:  # stage 1: the diagonal band, masked (earlier queries cannot see these keys at all)
-            band_end = (start_n + 1) * BLOCK_N
-            dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, start_n * BLOCK_N, band_end, stride_qt,
-                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, BLOCK_M)
-        else:
-            band_end = 0
-        # stage 2: the queries past the band see every key of this tile
-        dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, band_end, T, stride_qt, stride_qd,
-                             stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, BLOCK_M)
-        grad = b * stride_gb + h * stride_gh + cols[:, None] * stride_gt + dims[None, :] * stride_gd
-        key_mask = (cols[:, None] < T) & (dims[None, :] < D)
-        tl.store(DK + grad, (dk * scale).to(DK.dtype.element_ty), mask=key_mask)
-        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=key_mask)
-
     @triton.jit
     def _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
                   qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -249,35 +217,62 @@ if triton is not None:
             dq = mma(ds.to(k.dtype), k, dq, PRECISION)
         return dq
 
-    @triton.autotune(configs=DQ_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
+    @triton.autotune(configs=BACKWARD_CONFIGS, key=TUNING_KEY, prune_configs_by={"early_config_prune": _prune})
     @triton.jit
-    def _flash_backward_dq(Q, K, V, DO, LSE, DELTA, DQ, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
-                           stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
-                           stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
-                           H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
-                           BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-        """dQ for one tile of BLOCK_M queries, visiting every key tile they can see."""
-        start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
+    def _flash_backward(Q, K, V, DO, LSE, DELTA, DQ, DK, DV, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
+                        stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
+                        stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
+                        H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                        BLOCK_D: tl.constexpr, TILE: tl.constexpr, STEP: tl.constexpr):
+        """Program i of a head: dK and dV of key tile i (TILE keys), over the query tiles that see it (STEP
+        queries at a time); then dQ of query tile i (TILE queries), over the key tiles it sees (STEP keys at a
+        time). With causality the first part shrinks as i grows and the second grows: every program does the
+        same work. DQ, DK and DV share one layout (stride_g*); the inputs each have their own strides."""
+        tile, bh = tl.program_id(0), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+        Q += b * stride_qb + h * stride_qh
         K += b * stride_kb + h * stride_kh
         V += b * stride_vb + h * stride_vh
-        rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        DO += b * stride_dob + h * stride_doh
+        LSE += bh.to(tl.int64) * T
+        DELTA += bh.to(tl.int64) * T
+        grads = b * stride_gb + h * stride_gh
         dims = tl.arange(0, BLOCK_D)
-        q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, dims, stride_qt, stride_qd, T, D)
-        do = _load_tile(DO + b * stride_dob + h * stride_doh, rows, dims, stride_dot, stride_dod, T, D)
-        lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
-        delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
-        dq = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+        own = tile * TILE + tl.arange(0, TILE)  # this program's keys, then its queries
+        inside = (own[:, None] < T) & (dims[None, :] < D)
         qk_scale = scale * LOG2_E
-        # stage 1: key tiles left of the diagonal band (all of them without causality); stage 2: the band
-        band_start = start_m * BLOCK_M if CAUSAL else T
-        dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
-                       stride_vd, T, D, qk_scale, False, PRECISION, BLOCK_N)
+
+        # dK, dV of keys `own`. Causal stage 1: the diagonal band, masked (earlier queries cannot see these keys
+        # at all); stage 2: the queries past the band see every key of the tile.
+        k = _load_tile(K, own, dims, stride_kt, stride_kd, T, D)
+        v = _load_tile(V, own, dims, stride_vt, stride_vd, T, D)
+        dk = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
+        dv = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
+        band_end = (tile + 1) * TILE if CAUSAL else 0
         if CAUSAL:
-            dq = _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, band_start, tl.minimum(band_start + BLOCK_M, T),
-                           stride_kt, stride_kd, stride_vt, stride_vd, T, D, qk_scale, True, PRECISION, BLOCK_N)
-        tl.store(DQ + b * stride_gb + h * stride_gh + rows[:, None] * stride_gt + dims[None, :] * stride_gd,
-                 (dq * scale).to(DQ.dtype.element_ty), mask=(rows[:, None] < T) & (dims[None, :] < D))
+            dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, own, dims, tile * TILE, band_end, stride_qt,
+                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, STEP)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, own, dims, band_end, T, stride_qt, stride_qd,
+                             stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, STEP)
+        grad = grads + own[:, None] * stride_gt + dims[None, :] * stride_gd
+        tl.store(DK + grad, (dk * scale).to(DK.dtype.element_ty), mask=inside)
+        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=inside)
+
+        # dQ of queries `own`. Stage 1: key tiles left of the diagonal band (all of them without causality);
+        # causal stage 2: the band itself, masked.
+        q = _load_tile(Q, own, dims, stride_qt, stride_qd, T, D)
+        do = _load_tile(DO, own, dims, stride_dot, stride_dod, T, D)
+        lse = tl.load(LSE + own, mask=own < T, other=0.0)
+        delta = tl.load(DELTA + own, mask=own < T, other=0.0)
+        dq = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
+        band_start = tile * TILE if CAUSAL else T
+        dq = _dq_tiles(dq, q, do, lse, delta, K, V, own, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
+                       stride_vd, T, D, qk_scale, False, PRECISION, STEP)
+        if CAUSAL:
+            dq = _dq_tiles(dq, q, do, lse, delta, K, V, own, dims, band_start, tl.minimum(band_start + TILE, T),
+                           stride_kt, stride_kd, stride_vt, stride_vd, T, D, qk_scale, True, PRECISION, STEP)
+        tl.store(DQ + grads + own[:, None] * stride_gt + dims[None, :] * stride_gd,
+                 (dq * scale).to(DQ.dtype.element_ty), mask=inside)
 
 
 def launch_args(q: torch.Tensor, causal: bool) -> dict:
@@ -295,45 +290,57 @@ def check_shape(name: str, q: torch.Tensor) -> None:
                          f"memory); got head_dim {q.size(-1)}: use more heads, or kernel=sdpa / kernel=eager")
 
 
-class FlashAttention(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, causal: bool):
-        B, H, T, D = q.shape
-        out = torch.empty_like(q, memory_format=torch.contiguous_format)
-        lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
-        scale = 1.0 / math.sqrt(D)
-        common = launch_args(q, causal)
-        grid = lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)
-        _flash_forward[grid](q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
-                             triton.next_power_of_2(T), scale, **common)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.scale = causal, scale
-        return out
+def _tuning_key(q: torch.Tensor, constexprs: dict) -> tuple:
+    """What the autotuner keys its choice on (TUNING_KEY and the tensors' dtype), and the device."""
+    return (triton.next_power_of_2(q.size(-2)), *constexprs.values(), q.dtype, q.device)
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        q, k, v, out, lse = ctx.saved_tensors
-        B, H, T, D = q.shape
-        common = launch_args(q, ctx.causal)
-        delta = torch.empty_like(lse)
-        delta_rows = 64
-        _flash_backward_delta[(triton.cdiv(T, delta_rows), B * H)](
-            out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
-            BLOCK_M=delta_rows, BLOCK_D=common["BLOCK_D"])
-        # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
-        dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
-        inputs = (q, k, v, grad_out, lse, delta)
-        strides = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride())
-        sizes = (H, T, D, triton.next_power_of_2(T), ctx.scale)
-        _flash_backward_dkdv[lambda meta: (triton.cdiv(T, meta["BLOCK_N"]), B * H)](
-            *inputs, dk, dv, *strides, *sizes, **common)
-        _flash_backward_dq[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](
-            *inputs, dq, *strides, *sizes, **common)
-        return dq, dk, dv, None
+
+if triton is not None:
+    FORWARD, BACKWARD = TunedKernel(_flash_forward), TunedKernel(_flash_backward)
+
+
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, lse): the attention and each row's log-sum-exp of its scores (base 2), all backward needs besides
+    q, k and v. Two launches of nothing else: the outputs' allocation and the kernel."""
+    B, H, T, D = q.shape
+    out = torch.empty_like(q, memory_format=torch.contiguous_format)
+    lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
+    constexprs = launch_args(q, causal)
+    FORWARD(lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H), _tuning_key(q, constexprs),
+            q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
+            triton.next_power_of_2(T), 1.0 / math.sqrt(D), **constexprs)
+    return out, lse
+
+
+def fake_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward`'s outputs without the kernel, for torch.compile's tracing."""
+    B, H, T, _ = q.shape
+    return torch.empty_like(q, memory_format=torch.contiguous_format), q.new_empty(B * H, T, dtype=torch.float32)
+
+
+def backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+             lse: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dq, dk, dv) in two launches: delta = rowsum(dO * O), then the fused backward."""
+    B, H, T, D = q.shape
+    constexprs = launch_args(q, causal)
+    delta = torch.empty_like(lse)
+    delta_rows = 64
+    _flash_backward_delta[(triton.cdiv(T, delta_rows), B * H)](
+        out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
+        BLOCK_M=delta_rows, BLOCK_D=constexprs["BLOCK_D"])
+    # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
+    dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
+    BACKWARD(lambda meta: (triton.cdiv(T, meta["TILE"]), B * H), _tuning_key(q, constexprs),
+             q, k, v, grad_out, lse, delta, dq, dk, dv, *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
+             *dq.stride(), H, T, D, triton.next_power_of_2(T), 1.0 / math.sqrt(D), **constexprs)
+    return dq, dk, dv
+
+
+attend = attention_op("flash_attention", forward, backward, fake_forward)
 
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """Attention over (batch, heads, T, head_dim) tensors of any strides; memory O(T), not O(T^2)."""
     check_can_run("kernel=triton", q, k, v)
     check_shape("kernel=triton", q)
-    return FlashAttention.apply(q, k, v, causal)
+    return attend(q, k, v, causal)

@@ -152,18 +152,10 @@ def attention_cases(target: str) -> list[Case]:
     kernels = [
         ("flash forward", flash._flash_forward, flash.FORWARD_TUNING, ["Q", "K", "V", "O"], ["LSE"], ("scale",)),
         (
-            "flash backward dK dV",
-            flash._flash_backward_dkdv,
-            flash.DKDV_TUNING,
-            ["Q", "K", "V", "DO", "DK", "DV"],
-            ["LSE", "DELTA"],
-            ("scale",),
-        ),
-        (
-            "flash backward dQ",
-            flash._flash_backward_dq,
-            flash.DQ_TUNING,
-            ["Q", "K", "V", "DO", "DQ"],
+            "flash backward dQ dK dV",
+            flash._flash_backward,
+            flash.BACKWARD_TUNING,
+            ["Q", "K", "V", "DO", "DQ", "DK", "DV"],
             ["LSE", "DELTA"],
             ("scale",),
         ),

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from kernels.custom_op import attention_op
 from kernels.softmax import softmax_backward, softmax_forward
 from kernels.triton_runtime import INTERPRETING, TL_DTYPE, check_can_run, check_dtype, dot_precision, mma, tl, triton
 
@@ -65,34 +66,38 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, operands: torch.dtype, alph
     return c
 
 
-class NaiveAttention(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
-        B, H, T, D = q.shape
-        q3, k3, v3 = (x.reshape(B * H, T, D) for x in (q, k, v))
-        scale = 1.0 / math.sqrt(D)
-        scores = batched_matmul(q3, k3.transpose(1, 2), q.dtype, alpha=scale, out_dtype=torch.float32)
-        probs = softmax_forward(scores, causal=causal, out_dtype=q.dtype)
-        out = batched_matmul(probs, v3, q.dtype)
-        ctx.save_for_backward(q3, k3, v3, probs)
-        ctx.scale = scale
-        return out.view(B, H, T, D)
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, probabilities): the probabilities, (B * H, T, T), are kept for the backward."""
+    B, H, T, D = q.shape
+    q3, k3, v3 = (x.reshape(B * H, T, D) for x in (q, k, v))
+    scores = batched_matmul(q3, k3.transpose(1, 2), q.dtype, alpha=1.0 / math.sqrt(D), out_dtype=torch.float32)
+    probs = softmax_forward(scores, causal=causal, out_dtype=q.dtype)
+    return batched_matmul(probs, v3, q.dtype).view(B, H, T, D), probs
 
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        q3, k3, v3, probs = ctx.saved_tensors
-        B, H, T, D = grad_out.shape
-        do = grad_out.reshape(B * H, T, D)
-        dtype = q3.dtype
-        dv = batched_matmul(probs.transpose(1, 2), do, dtype)
-        dprobs = batched_matmul(do, v3.transpose(1, 2), dtype, out_dtype=torch.float32)
-        dscores = softmax_backward(probs, dprobs, out_dtype=torch.float32)
-        dq = batched_matmul(dscores, k3, dtype, alpha=ctx.scale, out_dtype=dtype)
-        dk = batched_matmul(dscores.transpose(1, 2), q3, dtype, alpha=ctx.scale, out_dtype=dtype)
-        return dq.view(B, H, T, D), dk.view(B, H, T, D), dv.view(B, H, T, D), None
+
+def fake_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward`'s outputs without the kernels, for torch.compile's tracing."""
+    B, H, T, D = q.shape
+    return q.new_empty(B, H, T, D), q.new_empty(B * H, T, T)
+
+
+def backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+             probs: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, H, T, D = q.shape
+    q3, k3, v3, do = (x.reshape(B * H, T, D) for x in (q, k, v, grad_out))
+    dtype, scale = q.dtype, 1.0 / math.sqrt(D)
+    dv = batched_matmul(probs.transpose(1, 2), do, dtype)
+    dprobs = batched_matmul(do, v3.transpose(1, 2), dtype, out_dtype=torch.float32)
+    dscores = softmax_backward(probs, dprobs, out_dtype=torch.float32)
+    dq = batched_matmul(dscores, k3, dtype, alpha=scale, out_dtype=dtype)
+    dk = batched_matmul(dscores.transpose(1, 2), q3, dtype, alpha=scale, out_dtype=dtype)
+    return dq.view(B, H, T, D), dk.view(B, H, T, D), dv.view(B, H, T, D)
+
+
+attend = attention_op("naive_attention", forward, backward, fake_forward)
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True) -> torch.Tensor:
     check_can_run("kernel=triton_naive", q, k, v)
     check_dtype("kernel=triton_naive", q)
-    return NaiveAttention.apply(q, k, v, causal)
+    return attend(q, k, v, causal)

@@ -16,16 +16,7 @@ import pytest
 import torch
 
 import kernels
-from kernels.flash_attention import (
-    DKDV_CONFIGS,
-    DQ_CONFIGS,
-    FORWARD_CONFIGS,
-    FlashAttention,
-    _flash_backward_dkdv,
-    _flash_backward_dq,
-    _flash_forward,
-    usable,
-)
+from kernels.flash_attention import BACKWARD, BACKWARD_CONFIGS, FORWARD, FORWARD_CONFIGS, flash_attention, usable
 from kernels.softmax import MAX_ROW, softmax
 from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM
 
@@ -153,7 +144,7 @@ def test_flash_attention_makes_no_copy_of_strided_inputs(monkeypatch):
 
 # lengths spanning several of the largest tiles with a ragged end (shorter under the interpreter: 16 x 16 tiles)
 LENGTHS = [(300, 64), (200, 128)] if DEVICE == "cuda" else [(90, 64), (45, 128)]
-TUNING = [(i, T, D) for i in range(max(map(len, (FORWARD_CONFIGS, DKDV_CONFIGS, DQ_CONFIGS)))) for T, D in LENGTHS]
+TUNING = [(i, T, D) for i in range(max(map(len, (FORWARD_CONFIGS, BACKWARD_CONFIGS)))) for T, D in LENGTHS]
 
 
 @pytest.mark.parametrize("mode", ["bf16", "fp32"], indirect=True)
@@ -163,12 +154,13 @@ def test_every_autotune_config_matches_float64(index, T, D, mode, monkeypatch):
     causal, T spanning several tiles with a ragged end."""
     dtype, tolerance = mode
     capability = torch.cuda.get_device_capability() if DEVICE == "cuda" else (9, 0)
-    for tuner in (_flash_forward, _flash_backward_dkdv, _flash_backward_dq):
-        configs = usable(tuner.configs, dtype.itemsize, D, capability)
-        monkeypatch.setattr(tuner, "configs", [configs[index % len(configs)]])
+    for kernel in (FORWARD, BACKWARD):
+        configs = usable(kernel.autotuner.configs, dtype.itemsize, D, capability)
+        monkeypatch.setattr(kernel.autotuner, "configs", [configs[index % len(configs)]])
+        monkeypatch.setattr(kernel, "tuned", {})  # no choice remembered from another test's configs
     q, k, v = (torch.randn(2, 2, T, D, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))
     check_against_reference(
-        lambda q, k, v: FlashAttention.apply(q, k, v, True),
+        lambda q, k, v: flash_attention(q, k, v, causal=True),
         (q, k, v),
         lambda q, k, v: reference_attention(q, k, v, True),
         tolerance,

@@ -26,6 +26,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         assert n_embd % n_head == 0, "n_embd must be divisible by n_head"  # validated earlier for users
         self.n_head, self.dropout, self.backend = n_head, dropout, backend
+        kernels.lookup(backend).load()  # imported now rather than inside a torch.compile trace
         self.qkv = nn.Linear(n_embd, 3 * n_embd)  # queries, keys and values of all heads in one matmul
         self.proj = nn.Linear(n_embd, n_embd)  # mixes the concatenated heads; a residual projection
         self.resid_dropout = nn.Dropout(dropout)
