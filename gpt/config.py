@@ -31,6 +31,10 @@ CHOICES = {
 }
 
 
+# torch.compile's modes, as `compile=MODE` (gpt.validation checks it)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 # -- model: one schema per phase --------------------------------------------------------------------------
 @dataclass
 class BigramConfig:
@@ -172,7 +176,9 @@ class TrainConfig:
     name: str = "sweep"  # a multirun's dir suffix and W&B group
     resume: str | None = None  # a run dir, a .ckpt file, or auto
     runs_dir: str = "outputs"  # where single runs go (hydra.run.dir), and where resume=auto looks
-    compile: bool = False  # torch.compile the model (its first steps then include compilation)
+    # torch.compile the training and validation steps: false, true (torch.compile's default mode), or one of
+    # COMPILE_MODES, e.g. reduce-overhead (CUDA graphs). The first steps then include the compilation.
+    compile: Any = False
 
 
 @dataclass

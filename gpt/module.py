@@ -29,17 +29,30 @@ class LanguageModelModule(L.LightningModule):
         self.save_hyperparameters()
         self.tokenizer = CharTokenizer(vocab)
         self.model: LanguageModel = instantiate(model, vocab_size=self.tokenizer.vocab_size)
+        self.compiled_forward = None  # compile_steps
+
+    def compile_steps(self, mode: str | None = None) -> None:
+        """torch.compile what the training and validation steps run (`mode` as torch.compile's: None or
+        "default", "reduce-overhead" for CUDA graphs, "max-autotune", ...). The model itself stays as it is:
+        checkpoints keep their parameter names, and sampling, with its growing context, runs eagerly."""
+        self.compiled_forward = torch.compile(self.model.forward, mode=mode)  # a function, not a submodule
+
+    def loss(self, batch) -> torch.Tensor:
+        """The batch's mean cross-entropy, through the compiled forward where there is one."""
+        torch.compiler.cudagraph_mark_step_begin()  # under CUDA graphs: the last step's outputs may be reused
+        _, loss = (self.compiled_forward or self.model)(*batch)
+        return loss
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         return self.model(idx, targets)
 
     def training_step(self, batch, batch_idx):
-        _, loss = self.model(*batch)
+        loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        _, loss = self.model(*batch)
+        loss = self.loss(batch)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):

@@ -151,8 +151,8 @@ def plot_totals(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
 def table(runs: list[Run]) -> str:
     rows = [
         "| run | phase | kernel | its overrides | params | steps | val loss | whole val split: loss / bpc | tokens/s "
-        "| wall (s) | status |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| wall (s) | peak GPU MiB | status |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     order = sorted(runs, key=lambda r: (phase_rank(r.phase), r.kernel, r.sort_key))
     for run in order:
@@ -164,7 +164,7 @@ def table(runs: list[Run]) -> str:
             f"{run.label if run.label != run.dir.name else '–'} | {number('params', ',')} | {number('steps', 'd')} | "
             f"{number('val_loss', '.3f')} | {number('val_loss_full', '.3f')} / {number('val_bpc', '.3f')} | "
             f"{number('tokens_per_sec', ',.0f')} | "
-            f"{number('wall_seconds', '.0f')} | {status.replace('|', '/')} |"
+            f"{number('wall_seconds', '.0f')} | {number('peak_gpu_memory_mib', ',')} | {status.replace('|', '/')} |"
         )
     return "\n".join(rows)
 

@@ -20,7 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gpt.errors import USER_ERRORS, describe_user_error
+from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
+from gpt.validation import check_machine
 
 ERROR_FILE = "error.txt"
 
@@ -46,7 +47,12 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
 
 
 class ReportAfterSweep(Callback):
-    """At the end of a multirun: the comparison report in the sweep dir, and a non-zero exit if a job failed."""
+    """Before a multirun, what no job can do on this machine stops it in one line (a GPU asked for where there is
+    none); at its end, the comparison report in the sweep dir, and a non-zero exit if a job failed."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        with one_line_errors():
+            check_machine(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from gpt.report import write_report  # matplotlib is only needed here

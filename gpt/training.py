@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -193,7 +194,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         corpus=datamodule.corpus_record(),
     )
     if cfg.compile:
-        module.model.compile()  # in place: checkpoints keep the plain parameter names
+        module.compile_steps(mode=None if cfg.compile is True else cfg.compile)
 
     checkpoint_path = None
     if cfg.resume:
@@ -247,9 +248,12 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
 
     sample, figures = None, {}
     try:
+        if torch.cuda.is_available():  # a sweep's jobs share the process: each measures its own peak
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
         wall_seconds = time.perf_counter() - start
+        peak_memory = torch.cuda.max_memory_allocated() / 2**20 if trainer.strategy.root_device.type == "cuda" else None
         if trainer.is_global_zero:
             module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
             sample = generate_text(
@@ -291,6 +295,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         **figures,
         "tokens_per_sec": round(throughput.tokens_per_sec, 1),
         "wall_seconds": round(wall_seconds, 1),
+        "peak_gpu_memory_mib": None if peak_memory is None else round(peak_memory),  # torch's allocations; no GPU: null
         "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
         "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
         "run_dir": str(run_dir),

@@ -11,7 +11,7 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 import kernels
-from gpt.config import CHOICES
+from gpt.config import CHOICES, COMPILE_MODES
 from gpt.errors import UserError
 
 
@@ -110,9 +110,26 @@ def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> 
             raise UserError(f"{key}={value}: {allowed.describe()}")
 
 
+def check_machine(cfg: DictConfig) -> None:
+    """What this machine must have for the run: a GPU where the trainer asks for one. A sweep checks it once,
+    before its first job (gpt.sweep)."""
+    if cfg.trainer.accelerator in ("gpu", "cuda"):
+        import torch  # only where a run wants a GPU: every other config error answers before torch loads
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"trainer.accelerator={cfg.trainer.accelerator}: this machine has no CUDA GPU (trainer=gpu, "
+                "trainer=fsdp and +experiment=long_context ask for one); run on a GPU machine, or "
+                "trainer.accelerator=auto"
+            )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
     check_allowed(cfg, ALLOWED)
+    if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
+        raise UserError(f"compile={cfg.compile}: allowed are false, true, {', '.join(COMPILE_MODES)}")
+    check_machine(cfg)
     if "backend" in cfg.model:  # the bigram phase has no attention
         kernels.check_backend(cfg.kernel.backend, dropout_p=cfg.model.dropout)
     model = cfg.model

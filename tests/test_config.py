@@ -30,7 +30,8 @@ def test_groups_mirror_the_code():
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_option_composes_and_validates(group, option):
+def test_every_option_composes_and_validates(group, option, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # trainer=gpu, fsdp: as on a GPU machine
     cfg = compose_train(f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
     check_config(cfg)
@@ -67,6 +68,7 @@ def test_everyday_overrides_are_spelled_as_documented():
         ("kernel.backend=flash", ["kernel=flash", "eager, sdpa, triton_naive, triton"]),
         ("kernel=triton model.dropout=0.1", ["model.dropout=0.1", "kernel=triton", "no attention dropout"]),
         ("trainer.precision=16", ["trainer.precision=16", "bf16-mixed"]),
+        ("compile=fast", ["compile=fast", "allowed are false, true, default, reduce-overhead"]),
     ],
 )
 def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
@@ -91,3 +93,15 @@ def test_triton_without_gpu_or_interpreter_is_a_one_line_error(tmp_path):
 def test_a_phase_rejects_options_it_does_not_have(tmp_path):
     result = run_entry("gpt.train", "model=bigram", "model.n_layer=4", f"hydra.run.dir={tmp_path}")
     assert_one_line_error(result, "model.n_layer", "block_size")
+
+
+@pytest.mark.parametrize("overrides", [["trainer=gpu"], ["-m", "+experiment=long_context"]])
+def test_a_gpu_asked_for_where_there_is_none_is_one_line_before_anything_starts(overrides, tmp_path, monkeypatch):
+    """A run, or a sweep before its first job, on a machine without a CUDA GPU (as the tests' machines are, or
+    made to look so): one line, exit 2, and no run or sweep dir."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    dirs = [f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_entry("gpt.train", *overrides, "logger=none", *dirs)
+    assert_one_line_error(result, "trainer.accelerator=gpu", "no CUDA GPU", "long_context")
+    assert result.returncode == 2
+    assert not (tmp_path / "sweep").exists()

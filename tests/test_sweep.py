@@ -126,7 +126,8 @@ def sweep_values(key: str, values: str) -> list[str]:
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_composes_and_each_of_its_jobs_validates(preset):
+def test_every_preset_composes_and_each_of_its_jobs_validates(preset, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # long_context's trainer=gpu: as on a GPU machine
     cfg = compose_preset(f"+experiment={preset}")
     params = cfg.hydra.sweeper.params
     assert cfg.name == preset  # its sweep dir and W&B group are named after it

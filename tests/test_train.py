@@ -31,6 +31,7 @@ SUMMARY_KEYS = {
     "val_loss",
     "tokens_per_sec",
     "wall_seconds",
+    "peak_gpu_memory_mib",
     "precision",
     "checkpoint",
     "run_dir",
@@ -49,6 +50,7 @@ def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
     assert checkpoint["global_step"] == 4 and len(checkpoint["hyper_parameters"]["vocab"]) == 111
     assert (tmp_path / "metrics.csv").is_file()
     assert "val loss" in capsys.readouterr().out
+    assert summary["peak_gpu_memory_mib"] is None  # trained on the CPU
 
 
 def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
@@ -299,3 +301,30 @@ def test_tokens_per_second_leaves_out_the_first_step_validation_and_checkpoints(
     trainer.fit(ClockedModel())
     assert clock[0] > 51.0 * steps and throughput.tokens == 32 * steps
     assert throughput.tokens_per_sec == (32 / 51.0 if steps == 1 else 32 / 1.0)
+
+
+@pytest.mark.parametrize(("setting", "mode"), [("true", None), ("reduce-overhead", "reduce-overhead")])
+def test_compile_compiles_the_training_and_validation_steps(setting, mode, tmp_path, war_and_peace, monkeypatch):
+    """compile=true|MODE hands the model's forward to torch.compile with that mode, and every training and
+    validation step runs through what it returns (a stand-in here: tests/test_compile.py compiles for real).
+    The sample after training runs the plain model."""
+    compiled, calls = [], Counter()
+
+    def compile_spy(function, mode=None):
+        compiled.append(mode)
+
+        def counted(*args):
+            calls["training" if function.__self__.training else "validation"] += 1
+            return function(*args)
+
+        return counted
+
+    monkeypatch.setattr(torch, "compile", compile_spy)
+    summary = train_composed(f"compile={setting}", *TINY, run_dir=tmp_path, env={"GPT_DATA": str(war_and_peace)})
+    assert compiled == [mode]
+    assert calls["training"] == summary["steps"]
+    # Lightning's sanity check (2 batches), then two validations of data.val_windows=8 windows, 4 a batch; the
+    # sample's 20 characters are not among them
+    assert calls["validation"] == 2 + 2 * 8 // 4
+    checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
+    assert all(key.startswith("model.") for key in checkpoint["state_dict"])  # the plain parameter names
