@@ -89,11 +89,12 @@ bench-sampling: install
 kernels-compile: install
 	$(PY) -m kernels.gpu_compile
 
-## Everything only a GPU shows (compiled kernel tests, attention benchmark, eager/sdpa/triton training of phases
-## 5 and 7) into experiments/gpu/<device>/, ~10 min on one H100 (563 s). Without network there: make wheelhouse
-## first, bring .whl/.
+## Everything only a GPU shows (compiled kernel tests, attention benchmark, launch overhead, eager/sdpa/triton
+## training of phases 5 and 7, compiled and with CUDA graphs, and at block 4096) into experiments/gpu/<device>/.
+## Quick mode, every goal's figure at a smaller budget: make gpu-check ARGS=--quick. Without network there: make
+## wheelhouse first, bring .whl/.
 gpu-check:
-	$(RUN_PY) experiments/gpu_check.py
+	$(RUN_PY) experiments/gpu_check.py $(ARGS)
 
 ## Wheels of what the GPU machines lack (hydra-core, omegaconf, wandb and its needs) for Python $(GPU_PYTHON).
 wheelhouse: install

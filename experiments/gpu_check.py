@@ -1,13 +1,21 @@
-"""Everything only a GPU shows, in one run: `make gpu-check` (about 10 minutes on one H100).
+"""Everything only a GPU shows, in one run: `make gpu-check` (quick mode: `make gpu-check ARGS=--quick`).
 
 Writes experiments/gpu/<device>/:
-    kernel-tests.txt    tests/test_kernels.py with the kernels compiled (not interpreted), every numeric mode
-    attention/          bench_attention: eager, sdpa, triton_naive, triton; fwd and fwd+bwd; causal bf16;
-                        head_dim 64 and 128; T = 512 ... 16384; ms, TFLOP/s, peak memory (CSV + PNG)
-    training/           the same 6 x 6 x 384 GPT at block 256, same seed, with kernel=eager, sdpa, triton:
-                        W&B (offline) + CSV logs, report.md with the three loss curves and tokens/s
-    training-phase7/    the same with phase 7's modern GPT (model=modern: RoPE, ReLU², Muon)
-    SUMMARY.md          the goals of issue 10 read off the above, and the command and machine
+    kernel-tests.txt     tests/test_kernels.py and tests/test_compile.py with the kernels compiled (not
+                         interpreted): every numeric mode and autotune config; the model through torch.compile
+    attention/           bench_attention: eager, sdpa, triton_naive, triton; fwd and fwd+bwd; causal bf16;
+                         head_dim 64 and 128; T = 512 ... 16384 (quick: T = 4096); ms, TFLOP/s, peak memory
+    launch-overhead.txt  bench_launch_overhead: the host's time to issue a call against the GPU's, per backend
+    profile-T1024.txt    torch.profiler of sdpa and triton at T = 1024 (not in quick mode)
+    training/            the 6 x 6 x 384 GPT at block 256, same seed, kernel=eager, sdpa, triton: report.md
+    training-compile/    the same with compile=true (not in quick mode)
+    training-cudagraphs/ the same with compile=reduce-overhead (CUDA graphs; quick: sdpa and triton only)
+    training-phase7/     the same with phase 7's modern GPT (model=modern; not in quick mode)
+    long-context/        +experiment=long_context: block 4096, eager / sdpa / triton, tokens/s and peak memory
+    SUMMARY.md           the goals read off the above, with the command and the machine
+
+Quick mode (--quick) keeps every goal's figure at a smaller budget: one T per head_dim, fewer training steps,
+no profile, no phase 7, no compile=true sweep, and about 10 minutes on a lent H100 / H200 with its start.
 
 On a machine without network (the lent GPU machines here), build the wheels it lacks first, on a machine with
 network: `make wheelhouse` puts hydra-core, omegaconf and wandb for Python 3.12 in .whl/; this script installs
@@ -21,6 +29,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,7 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / ".whl"
-TRAINING_STEPS = 500
+TRAINING_STEPS = {False: 500, True: 150}  # by quick mode
+LONG_CONTEXT_STEPS = {False: 300, True: 40}
 PROFILE = """
 import torch, kernels
 from torch.profiler import ProfilerActivity, profile
@@ -110,9 +120,10 @@ def run(step: str, command: list[str], env: dict, log: Path | None = None, timeo
     return code == 0
 
 
-def train_backends(name: str, overrides: list[str], out: Path, env: dict) -> bool:
+def train_backends(name: str, overrides: list[str], out: Path, env: dict, steps: int, timeout: float = 300) -> bool:
     """The backends experiment (one GPT, seed and batches through eager, triton and sdpa) on the GPU in bf16, into
-    out/name: the runs, report.md and the loss curves."""
+    out/name: the runs, report.md and the loss curves. `overrides` may replace the experiment or the kernels."""
+    experiment = next((o for o in overrides if o.startswith("+experiment=")), "+experiment=backends")
     return run(
         name,
         [
@@ -120,11 +131,11 @@ def train_backends(name: str, overrides: list[str], out: Path, env: dict) -> boo
             "-m",
             "gpt.train",
             "-m",
-            "+experiment=backends",
-            *overrides,
+            experiment,
+            *[o for o in overrides if o != experiment],
             "trainer=gpu",
-            f"trainer.max_steps={TRAINING_STEPS}",
-            "trainer.val_check_interval=100",
+            f"trainer.max_steps={steps}",
+            f"trainer.val_check_interval={max(steps // 5, 10)}",
             "trainer.log_every_n_steps=10",
             "trainer.enable_progress_bar=false",
             "sample.max_new_tokens=200",
@@ -132,8 +143,17 @@ def train_backends(name: str, overrides: list[str], out: Path, env: dict) -> boo
         ],
         env,
         out / f"{name}.log",
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def summaries(sweep: Path) -> dict[str, dict]:
+    """kernel -> summary.json of each finished run of a backends sweep."""
+    found = {}
+    for path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        found[summary["kernel"]] = summary
+    return found
 
 
 def read_curves(attention: Path, D: int, metric: str):
@@ -147,16 +167,71 @@ def read_curves(attention: Path, D: int, metric: str):
     return table.astype({"T": int}).set_index("T")
 
 
-def summarise(out: Path, device: str, results: dict) -> Path:
-    """The goals of issue 10, each read off the figures just measured."""
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b and math.isfinite(a) and math.isfinite(b) else "-"
+
+
+TRAININGS = {  # sweep dir -> what it trains
+    "training": "phase 5 GPT",
+    "training-compile": "phase 5 GPT, compile=true",
+    "training-cudagraphs": "phase 5 GPT, compile=reduce-overhead (CUDA graphs)",
+    "training-phase7": "phase 7 modern GPT (model=modern)",
+    "long-context": "phase 5 GPT at block 4096 (+experiment=long_context)",
+}
+
+
+def goals(out: Path) -> list[str]:
+    """The goals of the flash-attention work, each read off the figures just measured (- where not measured)."""
+    rows = ["| goal | measured | met |", "| --- | --- | --- |"]
+
+    def goal(text: str, measured: str, met: bool | None) -> None:
+        rows.append(f"| {text} | {measured} | {'-' if met is None else 'yes' if met else 'no'} |")
+
+    for name in ("training", "training-compile", "training-cudagraphs"):
+        runs = summaries(out / name)
+        triton, sdpa = (runs.get(k, {}).get("tokens_per_sec") for k in ("triton", "sdpa"))
+        goal(f"{TRAININGS[name]}: triton tokens/s >= sdpa's", f"{triton} / {sdpa} = {ratio(triton, sdpa)}",
+             None if not (triton and sdpa) else triton >= sdpa)  # fmt: skip
+    overhead = out / "launch-overhead.txt"
+    found = re.findall(r"triton / sdpa: ([\d.]+)x", overhead.read_text()) if overhead.exists() else []
+    goal("host time to issue one forward+backward (B=64 H=6 T=256 D=64): triton <= 1.2x sdpa",
+         f"{found[0]}x" if found else "-", float(found[0]) <= 1.2 if found else None)  # fmt: skip
+    for D in (64, 128):
+        ms = read_curves(out / "attention", D, "ms")
+        if ms is None:
+            continue
+        short, long = [T for T in ms.index if 1024 <= T <= 2048], [T for T in ms.index if T >= 4096]
+        for lengths, floor in ((short, 0.9), (long, 1.0)):
+            if lengths:
+                speeds = [ms.loc[T, "sdpa"] / ms.loc[T, "triton"] for T in lengths]
+                measured = ", ".join(f"{T}: {x:.2f}x" for T, x in zip(lengths, speeds, strict=True))
+                goal(f"causal bf16 fwd+bwd, head_dim {D}, T = {lengths[0]}-{lengths[-1]}: triton >= {floor}x sdpa",
+                     measured, min(speeds) >= floor)  # fmt: skip
+    runs = summaries(out / "long-context")
+    eager, triton = runs.get("eager", {}), runs.get("triton", {})
+    speed = (triton.get("tokens_per_sec"), eager.get("tokens_per_sec"))
+    goal("block 4096 training: triton >= 3x eager tokens/s", ratio(*speed),
+         None if not all(speed) else speed[0] >= 3 * speed[1])  # fmt: skip
+    memory = (triton.get("peak_gpu_memory_mib"), eager.get("peak_gpu_memory_mib"))
+    goal("block 4096 training: triton peak memory <= 1/4 of eager's", f"{memory[0]} / {memory[1]} MiB",
+         None if not all(memory) else 4 * memory[0] <= memory[1])  # fmt: skip
+    return rows
+
+
+def summarise(out: Path, device: str, results: dict, command: str) -> Path:
+    """SUMMARY.md: each step's outcome, the goals, the attention tables and the training tables."""
     lines = [
         f"# GPU check on {device}",
         "",
-        f"Command: `make gpu-check` (`python experiments/gpu_check.py`), {time.strftime('%Y-%m-%d')}.",
+        f"Command: `{command}`, {time.strftime('%Y-%m-%d')}.",
         "",
         "| step | result |",
         "| --- | --- |",
         *[f"| {step} | {'passed' if ok else 'FAILED'} |" for step, ok in results.items()],
+        "",
+        "## Goals",
+        "",
+        *goals(out),
         "",
     ]
     attention = out / "attention"
@@ -173,7 +248,6 @@ def summarise(out: Path, device: str, results: dict) -> Path:
         ]
         for T in ms.index:
             row = ms.loc[T]
-            ratio = lambda a, b: f"{a / b:.2f}x" if math.isfinite(a) and math.isfinite(b) else "-"
             lines.append(
                 f"| {T} | {row['triton']:.3f} | {row['sdpa']:.3f} | {ratio(row['sdpa'], row['triton'])} | "
                 f"{row['eager']:.3f} | {ratio(row['eager'], row['triton'])} | "
@@ -185,13 +259,13 @@ def summarise(out: Path, device: str, results: dict) -> Path:
             growth = math.log(memory.loc[last, "triton"] / memory.loc[first, "triton"]) / math.log(last / first)
             lines += ["", f"triton peak memory grows as T^{growth:.2f} from T={first} to T={last} (1 = linear)."]
         lines.append("")
-    for name, title in (("training", "phase 5 GPT"), ("training-phase7", "phase 7 modern GPT (model=modern)")):
+    for name, title in TRAININGS.items():
         report = out / name / "report.md"
         if report.exists():
             lines += [
                 f"## Training the {title}: eager, sdpa, triton on one seed",
                 "",
-                f"See `{name}/report.md` and `{name}/val_loss.png` ({TRAINING_STEPS} steps, bf16-mixed).",
+                f"See `{name}/report.md` and `{name}/val_loss.png` (bf16-mixed).",
                 "",
                 *[line for line in report.read_text().splitlines() if line.startswith("|")],
                 "",
@@ -207,8 +281,10 @@ def main() -> int:
         "--only",
         nargs="+",
         metavar="WORD",
-        help="rerun just the steps named by these words (tests, benchmark, profile, training, phase)",
+        help="rerun just the steps whose names hold one of these words (tests, benchmark, launch, profile, "
+        "training, compile, cudagraphs, phase, long)",
     )
+    parser.add_argument("--quick", action="store_true", help="every goal's figure at a smaller budget (docstring)")
     args = parser.parse_args()
     import torch
 
@@ -220,7 +296,7 @@ def main() -> int:
         )
         return 2
     env = ensure_packages()
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO))  # the bare GPU machines run this without the editable install
     from gpt.machine import describe_machine, machine_slug
 
     out = REPO / "experiments" / "gpu" / machine_slug()
@@ -228,32 +304,81 @@ def main() -> int:
     results_file = out / "results.json"  # each step's last outcome, so that one step can be rerun alone
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     xdist = ["-n", str(min(14, os.cpu_count()))] if importlib.util.find_spec("xdist") else []  # compiles in parallel
+    quick, steps_count = args.quick, TRAINING_STEPS[args.quick]
+    lengths = ["--lengths", "4096"] if quick else []
     steps = {
         "kernel tests, compiled": lambda: run(
             "kernel tests",
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *xdist, "tests/test_kernels.py"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *xdist,
+                "tests/test_kernels.py",
+                "tests/test_compile.py",
+            ],
             env,
             out / "kernel-tests.txt",
-            timeout=240,
+            timeout=300,
         ),
         "attention benchmark": lambda: run(
             "attention benchmark",
-            [sys.executable, "experiments/bench_attention.py", "--out", str((out / "attention").relative_to(REPO))],
+            [
+                sys.executable,
+                "experiments/bench_attention.py",
+                "--out",
+                str((out / "attention").relative_to(REPO)),
+                *lengths,
+            ],
             env,
             out / "attention.log",
             timeout=300,
         ),
-        "profile at T=1024": lambda: run(
+        "launch overhead": lambda: run(
+            "launch overhead",
+            [sys.executable, "experiments/bench_launch_overhead.py", *(["--calls", "50"] if quick else [])],
+            env,
+            out / "launch-overhead.txt",
+            timeout=120,
+        ),
+        "profile at T=1024": None
+        if quick
+        else lambda: run(
             "profile", [sys.executable, "-c", PROFILE.format(T=1024)], env, out / "profile-T1024.txt", timeout=120
         ),
-        "training eager / sdpa / triton": lambda: train_backends("training", [], out, env),
-        "phase 7 training eager / sdpa / triton": lambda: train_backends("training-phase7", ["model=modern"], out, env),
+        "training eager / sdpa / triton": lambda: train_backends("training", [], out, env, steps_count),
+        "training with compile=true": None
+        if quick
+        else lambda: train_backends("training-compile", ["compile=true"], out, env, steps_count, timeout=600),
+        "training with compile=reduce-overhead (cudagraphs)": lambda: train_backends(
+            "training-cudagraphs",
+            ["compile=reduce-overhead", *(["kernel=sdpa,triton"] if quick else [])],
+            out,
+            env,
+            steps_count,
+            timeout=600,
+        ),
+        "phase 7 training eager / sdpa / triton": None
+        if quick
+        else lambda: train_backends("training-phase7", ["model=modern"], out, env, steps_count),
+        "long-context training at block 4096": lambda: train_backends(
+            "long-context",
+            ["+experiment=long_context", *(["data.val_windows=8"] if quick else [])],
+            out,
+            env,
+            LONG_CONTEXT_STEPS[quick],
+            timeout=600,
+        ),
     }
     for step, execute in steps.items():
-        if not args.only or any(word in step for word in args.only):
+        if execute is not None and (not args.only or any(word in step for word in args.only)):
             results[step] = execute()
             results_file.write_text(json.dumps(results, indent=1) + "\n")
-    summary = summarise(out, describe_machine(), results)
+    command = "make gpu-check" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+    summary = summarise(out, describe_machine(), results, command)
     print(f"\n{summary.read_text()}")
     return 0 if all(results.values()) else 1
 
