@@ -190,7 +190,8 @@ def goals(out: Path) -> list[str]:
     for name in ("training", "training-compile", "training-cudagraphs"):
         runs = summaries(out / name)
         triton, sdpa = (runs.get(k, {}).get("tokens_per_sec") for k in ("triton", "sdpa"))
-        goal(f"{TRAININGS[name]}: triton tokens/s >= sdpa's", f"{triton} / {sdpa} = {ratio(triton, sdpa)}",
+        measured = f"{triton:,.0f} / {sdpa:,.0f} = {ratio(triton, sdpa)}" if triton and sdpa else "-"
+        goal(f"{TRAININGS[name]}: triton tokens/s >= sdpa's", measured,
              None if not (triton and sdpa) else triton >= sdpa)  # fmt: skip
     overhead = out / "launch-overhead.txt"
     found = re.findall(r"triton / sdpa: ([\d.]+)x", overhead.read_text()) if overhead.exists() else []
@@ -213,7 +214,8 @@ def goals(out: Path) -> list[str]:
     goal("block 4096 training: triton >= 3x eager tokens/s", ratio(*speed),
          None if not all(speed) else speed[0] >= 3 * speed[1])  # fmt: skip
     memory = (triton.get("peak_gpu_memory_mib"), eager.get("peak_gpu_memory_mib"))
-    goal("block 4096 training: triton peak memory <= 1/4 of eager's", f"{memory[0]} / {memory[1]} MiB",
+    goal("block 4096 training: triton peak memory <= 1/4 of eager's",
+         f"{memory[0]:,} / {memory[1]:,} MiB" if all(memory) else "-",
          None if not all(memory) else 4 * memory[0] <= memory[1])  # fmt: skip
     return rows
 
