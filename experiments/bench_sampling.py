@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
+from gpt.checkpoints import load_checkpoint  # noqa: E402
 from gpt.config import CONFIG_DIR, register_configs  # noqa: E402
 from gpt.machine import describe_machine, machine_slug  # noqa: E402
-from gpt.sample import load_checkpoint  # noqa: E402
 
 WAR_AND_PEACE_VOCAB = 111
 

@@ -1,19 +1,28 @@
-"""Checkpoints: reading one safely, and checking that it fits the run that resumes it."""
+"""Checkpoints: reading one safely, loading it as a model on a device (the checkpoint commands), and checking that
+it fits the run that resumes it. torch loads on first use: a command's option errors answer without it."""
 
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+import kernels
 from gpt.errors import UserError
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from gpt.module import LanguageModelModule
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # truncated, not a torch file, ...: torch's own words advise on saving, not reading
@@ -24,6 +33,51 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path}: not a checkpoint of this project (no hyper_parameters / state_dict)")
     return checkpoint
+
+
+def load_checkpoint(path: str, kernel: DictConfig | None = None, device: str = "cpu") -> LanguageModelModule:
+    """The trained module at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
+    is one); `kernel` is the command line's kernel= choice (None: the checkpoint's own attention backend, see
+    reading_backend). A missing file and an unknown backend are refused before torch is imported."""
+    requested = kernel.backend if kernel else None
+    ckpt = Path(path).expanduser()
+    if not ckpt.is_file():
+        raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/{LAST_CHECKPOINT})")
+    if requested is not None:
+        kernels.lookup(requested)
+    import torch  # torch and Lightning: loaded once the options are known good
+
+    from gpt.module import LanguageModelModule
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda: this machine has no CUDA GPU; allowed here: auto, cpu")
+    overrides = {}
+    hparams = read_checkpoint(ckpt)["hyper_parameters"]
+    saved = hparams["model"].get("backend")  # None for phase 1, which has no attention
+    backend = reading_backend(requested, saved, device) if saved is not None else None
+    if backend is not None and backend != saved:
+        overrides["model"] = {**hparams["model"], "backend": backend}
+    return LanguageModelModule.load_from_checkpoint(ckpt, map_location=device, **overrides)
+
+
+def reading_backend(requested: str | None, saved: str, device: str) -> str:
+    """The attention backend a checkpoint command reads the model through on `device`. On the CPU, Triton kernels
+    run only in Triton's interpreter: there kernel=NAME for one of them is refused, and a checkpoint trained through
+    one is read through eager attention (the same weights), said on stderr."""
+    triton_runs = device == "cuda" or kernels.INTERPRETING
+    on_cpu = "on the CPU (device=cpu, or no GPU here) Triton kernels run only under TRITON_INTERPRET=1"
+    if requested is not None:
+        if kernels.lookup(requested).triton and not triton_runs:
+            allowed = ", ".join(name for name, backend in kernels.BACKENDS.items() if not backend.triton)
+            raise UserError(f"kernel={requested}: {on_cpu}; allowed here: {allowed}")
+        kernels.check_backend(requested)  # e.g. the interpreter needs the triton package
+        return requested
+    if kernels.lookup(saved).triton and not triton_runs:
+        print(f"[trained with kernel={saved}; {on_cpu}: read with kernel=eager, the same weights]", file=sys.stderr)
+        return "eager"
+    return saved
 
 
 def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, vocab: str) -> None:
@@ -54,7 +108,7 @@ def continue_metrics(csv_logger: CSVLogger, step: int) -> None:
     """Keep the resumed run's metrics.csv up to its checkpoint's step (later rows, from a run that then crashed,
     are about to be logged again). Lightning's CSV logger starts metrics.csv afresh, so the kept rows are read
     first and logged again through it."""
-    metrics_csv = Path(csv_logger.log_dir) / "metrics.csv"
+    metrics_csv = Path(csv_logger.log_dir) / METRICS
     if not metrics_csv.exists():
         return
     with metrics_csv.open(newline="") as file:

@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+import kernels
 from gpt.config import PHASES
 from gpt.machine import describe_machine
-from gpt.sweep import ERROR_FILE
+from gpt.run_dirs import ERROR, HYDRA_DIR, METRICS, SUMMARY, run_kernel, run_overrides, run_phase
 
 PHASE_TITLES = {name: f"{phase.number} {phase.title}" for name, phase in PHASES.items()}
-KERNEL_STYLES = {"eager": "-", "sdpa": ":", "triton": "--", "triton_naive": "-."}
+LINE_STYLES = ("-", ":", "-.", "--")  # one per attention backend, in kernels.BACKENDS' order
+KERNEL_STYLES = {name: LINE_STYLES[i % len(LINE_STYLES)] for i, name in enumerate(kernels.BACKENDS)}
 
 
 def phase_rank(phase: str) -> int:
@@ -58,18 +60,13 @@ class Run:
 
 
 def load_run(run_dir: Path) -> Run:
-    run = Run(run_dir, list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
-    if (run_dir / ".hydra" / "hydra.yaml").exists():
-        hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra
-        run.phase = hydra.runtime.choices.get("model", "?")
-    if (run_dir / ".hydra" / "config.yaml").exists():
-        run.kernel = OmegaConf.load(run_dir / ".hydra" / "config.yaml").kernel.backend
-    if (run_dir / "summary.json").exists():
-        run.summary = json.loads((run_dir / "summary.json").read_text())
-    if (run_dir / ERROR_FILE).exists():
-        run.error = (run_dir / ERROR_FILE).read_text().splitlines()[0]
-    if (run_dir / "metrics.csv").exists():
-        run.curve = validation_curve(pd.read_csv(run_dir / "metrics.csv"))
+    run = Run(run_dir, run_overrides(run_dir), run_phase(run_dir) or "?", run_kernel(run_dir) or "?")
+    if (run_dir / SUMMARY).exists():
+        run.summary = json.loads((run_dir / SUMMARY).read_text())
+    if (run_dir / ERROR).exists():
+        run.error = (run_dir / ERROR).read_text().splitlines()[0]
+    if (run_dir / METRICS).exists():
+        run.curve = validation_curve(pd.read_csv(run_dir / METRICS))
     return run
 
 
@@ -83,7 +80,7 @@ def validation_curve(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def find_runs(root: Path) -> tuple[list[Run], list[str]]:
     """The runs under root, and the overrides they all share; each run is labelled by the rest of its own."""
-    dirs = {path.parent.parent for path in root.rglob(".hydra/overrides.yaml") if "wandb" not in path.parts}
+    dirs = {path.parent.parent for path in root.rglob(f"{HYDRA_DIR}/overrides.yaml") if "wandb" not in path.parts}
     runs = sorted((load_run(d) for d in dirs), key=lambda run: run.sort_key)
     shared = [o for o in runs[0].overrides if all(o in run.overrides for run in runs)] if len(runs) > 1 else []
     for run in runs:

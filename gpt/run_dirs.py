@@ -1,4 +1,12 @@
-"""Run dirs: a fresh one per run, the resumed run's own on resume, and each held by one process at a time.
+"""Run dirs: what one holds, a fresh one per run, the resumed run's own on resume, each held by one process at a time.
+
+The layout, the one place training, resume, sweeps and reports read it from:
+
+    .hydra/                 the composed config (config.yaml, hydra.yaml: the phase chosen, overrides.yaml)
+    metrics.csv             every logged metric by step (Lightning's CSV logger)
+    summary.json            the finished run's figures (gpt/training.py)
+    error.txt               a failed sweep job's one-line message, then its traceback if it was a bug
+    checkpoints/last.ckpt   rewritten at every validation; best.ckpt beside it
 
 A resumed run goes on in the run dir its checkpoint came from (conf/config.yaml asks `resumed_run_dir` for
 Hydra's run dir), so metrics.csv, the W&B run and checkpoints/ continue rather than start again. These are
@@ -16,16 +24,36 @@ from omegaconf import OmegaConf
 
 from gpt.errors import UserError
 
+HYDRA_DIR = ".hydra"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+ERROR = "error.txt"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = f"{CHECKPOINTS}/last.ckpt"
+
 
 def run_phase(run_dir: Path) -> str | None:
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    """The `model=` phase the run was started with (None where Hydra wrote no config there)."""
+    hydra_yaml = run_dir / HYDRA_DIR / "hydra.yaml"
     return OmegaConf.load(hydra_yaml).hydra.runtime.choices.get("model") if hydra_yaml.exists() else None
+
+
+def run_kernel(run_dir: Path) -> str | None:
+    """The attention backend the run trained through."""
+    config = run_dir / HYDRA_DIR / "config.yaml"
+    return OmegaConf.load(config).kernel.backend if config.exists() else None
+
+
+def run_overrides(run_dir: Path) -> list[str] | None:
+    """The command line's overrides of the run (None: not a run dir)."""
+    overrides = run_dir / HYDRA_DIR / "overrides.yaml"
+    return list(OmegaConf.load(overrides)) if overrides.exists() else None
 
 
 def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
     """resume=auto: the newest last.ckpt of a run of this phase under runs_dir; else a run dir or a .ckpt file."""
     if resume == "auto":
-        found = Path(runs_dir).glob("*/*/checkpoints/last.ckpt")
+        found = Path(runs_dir).glob(f"*/*/{LAST_CHECKPOINT}")
         candidates = [p for p in found if run_phase(p.parent.parent) == phase]
         if not candidates:
             raise UserError(
@@ -35,7 +63,7 @@ def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
         return max(candidates, key=lambda p: p.stat().st_mtime)
     path = Path(resume).expanduser()
     if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
+        path = path / LAST_CHECKPOINT
     if not path.is_file():
         raise UserError(
             f"resume={resume}: no checkpoint there; give a run dir (holding checkpoints/last.ckpt), "
@@ -67,7 +95,7 @@ def resumed_run_dir(resume: str | None, phase: str, runs_dir: str, name: str) ->
     """Hydra's run dir: the resumed checkpoint's run dir, or a fresh one of this run's own, runs_dir/name."""
     if resume is not None:
         checkpoint = find_checkpoint(resume, phase, runs_dir)
-        if checkpoint.parent.name == "checkpoints":
+        if checkpoint.parent.name == CHECKPOINTS:
             return str(checkpoint.parent.parent)
     return claim_fresh_dir(str(Path(runs_dir) / name))
 
@@ -107,7 +135,7 @@ def run_subdir(resume: str | None, run_dir: str) -> str | None:
     (a live run's dir is refused before anything is written), then say where the composed config goes:
     `.hydra` for a new run, nowhere for a resumed one, whose `.hydra/` keeps describing how it was started."""
     hold(Path(run_dir))
-    return None if resume else ".hydra"
+    return None if resume else HYDRA_DIR
 
 
 @contextlib.contextmanager

@@ -21,9 +21,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
+from gpt.run_dirs import ERROR
 from gpt.validation import check_machine
-
-ERROR_FILE = "error.txt"
 
 
 def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) -> float:
@@ -35,11 +34,11 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
     except USER_ERRORS as exc:
         message, detail = describe_user_error(exc), ""
     except Exception as exc:  # a bug: keep its traceback in the job's error.txt, not on the console
-        message = f"{type(exc).__name__}: {exc} (traceback in {job_dir / ERROR_FILE})"
+        message = f"{type(exc).__name__}: {exc} (traceback in {job_dir / ERROR})"
         detail = traceback.format_exc()
     else:
         return math.nan if val_loss is None else val_loss
-    (job_dir / ERROR_FILE).write_text(message + "\n" + (f"\n{detail}" if detail else ""))  # first line: the message
+    (job_dir / ERROR).write_text(message + "\n" + (f"\n{detail}" if detail else ""))  # first line: the message
     print(f"error: job {hydra.job.num} ({' '.join(hydra.overrides.task)}): {message}", file=sys.stderr)
     # Optuna's sweeper plugin crashes on a NaN (it reports the trial failed, then tells optuna the value anyway):
     # give it +inf, the worst loss, so that the search goes on; error.txt and the report still say "failed".
@@ -59,7 +58,7 @@ class ReportAfterSweep(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         report = write_report(sweep_dir)
-        failed = sorted(sweep_dir.glob(f"*/{ERROR_FILE}"))
+        failed = sorted(sweep_dir.glob(f"*/{ERROR}"))
         print(f"\nsweep report: {report}")
         if failed:
             print(

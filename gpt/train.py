@@ -15,19 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gpt.config import CONFIG_DIR, register_configs
-from gpt.errors import one_line_errors
-from gpt.process import ends_without_teardown
+from gpt.entry import hydra_command
 from gpt.run_dirs import exclusive
 from gpt.sweep import run_sweep_job
 from gpt.validation import check_config
-
-register_configs()
 
 
 def train(cfg: DictConfig) -> dict:
@@ -42,19 +37,12 @@ def train(cfg: DictConfig) -> dict:
         return train_in(run_dir, cfg, phase=hydra_config.runtime.choices["model"])
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def hydra_main(cfg: DictConfig) -> float | None:
+@hydra_command("config")
+def main(cfg: DictConfig) -> float | None:
     """Returns the val loss, for sweepers that optimise it."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return run_sweep_job(lambda cfg: train(cfg)["val_loss"], cfg)  # a failure is recorded, the sweep goes on
-    with one_line_errors():
-        return train(cfg)["val_loss"]
-
-
-@ends_without_teardown
-def main() -> None:
-    with one_line_errors():
-        hydra_main()
+    return train(cfg)["val_loss"]
 
 
 if __name__ == "__main__":

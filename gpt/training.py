@@ -27,7 +27,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 import kernels
-from gpt.attention import attention_layers, save_attention_maps
 from gpt.callbacks import (
     CheckpointOnSignal,
     RandomState,
@@ -41,10 +40,10 @@ from gpt.checkpoints import check_resumable, continue_metrics, read_checkpoint
 from gpt.config import PHASES
 from gpt.data import CharDataModule
 from gpt.errors import UserError
-from gpt.evaluate import evaluate_ids
+from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
 from gpt.module import LanguageModelModule
-from gpt.run_dirs import find_checkpoint, write_atomically
-from gpt.sample import encode_prompt, generate_text
+from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
+from gpt.sampling import encode_prompt, generate_text
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -173,7 +172,7 @@ def finished(run_dir: Path, step: int, max_steps: int) -> dict:
         f"resume: {run_dir} already finished (step {step} of trainer.max_steps={max_steps}); nothing to do, "
         "nothing changed"
     )
-    summary = run_dir / "summary.json"
+    summary = run_dir / SUMMARY
     return json.loads(summary.read_text()) if summary.exists() else {"val_loss": None, "run_dir": str(run_dir)}
 
 
@@ -207,7 +206,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
 
     throughput = TokensPerSecond()
     # checkpoints/last.ckpt after every validation (what resume= continues), best.ckpt at the lowest val loss.
-    last_checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    last_checkpoint = run_dir / LAST_CHECKPOINT
     checkpoints = [
         ModelCheckpoint(
             dirpath=last_checkpoint.parent,
@@ -301,7 +300,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:
-        write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_atomically(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         whole = (
             f"; whole validation split {figures['val_loss_full']} = {figures['val_bpc']} bits/char" if figures else ""
         )

@@ -13,9 +13,8 @@ from conftest import assert_one_line_error, read_summary, run_entry, tiny_except
 from test_models import ATTENTION_PHASES, T, V, build
 
 import kernels
-from gpt.attention import attention_layers, attention_maps
 from gpt.errors import UserError
-from gpt.evaluate import evaluate_ids
+from gpt.inspection import attention_layers, attention_maps, evaluate_ids
 from kernels.triton_runtime import INTERPRETING
 
 

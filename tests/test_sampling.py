@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_models import ATTENTION_PHASES, PHASES, T, V, build
 
-from gpt.attention import attention_layers
+from gpt.inspection import attention_layers
 from gpt.models.kv_cache import CachedContext, KVCache, RecomputedContext
 from kernels.eager import eager_attention
 

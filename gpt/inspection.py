@@ -1,0 +1,211 @@
+"""Looking inside a trained model: its loss over a whole split, and its attention maps. Training calls both once
+it ends (cfg.inspect), and so do the commands gpt.evaluate and gpt.attention on a checkpoint.
+
+**The loss over a whole split** (evaluate_ids), every character predicted once, in nats and in bits per character.
+Training's val loss is an estimate over 256 fixed windows, where a character's context is wherever it falls in
+its window. Here windows of block_size characters slide over the whole split by `stride`: the first window
+scores all its positions, each next one only its last `stride` (those no earlier window scored), so every
+character of the split but the first is predicted exactly once, from at least block_size - stride characters of
+left context (or all the split before it, where that is shorter). The stride trades work for context:
+stride = block_size scores disjoint windows (the cheapest; a character then sees on average half a block),
+stride = 1 gives every character a whole block (block_size times the work). The default, half a block, gives every
+character at least half a block. Bits per character = nats / ln 2.
+
+**Attention maps** (save_attention_maps): for a passage, every head of every attention layer, which earlier
+characters each character attends to, as the matrix softmax(q k^T / sqrt(d) + causal mask) with the queries as
+rows and the keys as columns, the passage's characters on both axes; one PNG, a row of heads per layer. The
+weights are recomputed from the q and k each layer computes for the passage
+(CausalSelfAttention.queries_keys_values, after rotary embeddings and QK-norm when on) by the textbook math
+(kernels.eager.attention_weights): every backend gives the same maps, the flash kernels included, which never
+hold the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
+
+from gpt.errors import UnknownCharacterError, UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from gpt.models import LanguageModel
+    from gpt.tokenizer import CharTokenizer
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float  # mean cross-entropy, nats per character
+    characters: int  # characters scored: the split's length - 1
+    stride: int
+
+    @property
+    def bits_per_character(self) -> float:
+        return self.loss / math.log(2)
+
+
+def window_ends(n_targets: int, block_size: int, stride: int) -> list[int]:
+    """Where each window ends: window [end - block_size, end) predicts characters end - block_size + 1 .. end,
+    of which it scores those after the previous window's end. The last window ends at the last character."""
+    return [*range(block_size, n_targets, stride), n_targets]
+
+
+def evaluate_ids(
+    model: LanguageModel, ids: torch.Tensor, stride: int | None = None, batch_tokens: int = 2048
+) -> Evaluation:
+    """The mean loss of predicting ids[1:] from strided windows of ids (1-D token ids), in the model's dtype, with
+    the sum kept in float64; about batch_tokens positions per forward pass (larger is slower on a CPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    if len(ids) < 2:
+        raise UserError(f"the split has {len(ids)} character(s): nothing to predict; give a longer text")
+    block = min(model.block_size, len(ids) - 1)
+    stride = min(stride or max(1, model.block_size // 2), block)
+    batch_size = max(1, batch_tokens // block)  # windows per forward pass
+    ends = torch.tensor(window_ends(len(ids) - 1, block, stride))
+    scored = ends - torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])  # new characters per window
+    device = next(model.parameters()).device
+    ids, positions = ids.to(device), torch.arange(block + 1, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for first in range(0, len(ends), batch_size):
+                end, new = ends[first : first + batch_size].to(device), scored[first : first + batch_size].to(device)
+                windows = ids[(end - block)[:, None] + positions]  # (windows, block + 1)
+                logits = model.logits(windows[:, :-1])
+                losses = F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten(), reduction="none")
+                keep = positions[None, :block] >= block - new[:, None]  # each window's last `new` positions
+                total += losses.view(len(end), block)[keep].sum(dtype=torch.float64)
+    finally:
+        model.train(was_training)
+    return Evaluation(loss=total.item() / (len(ids) - 1), characters=len(ids) - 1, stride=stride)
+
+
+def split_ids(data: DictConfig, split_name: str, tokenizer) -> tuple[Path, torch.Tensor]:
+    """The corpus file, and the token ids of its split `split_name` in the checkpoint's vocabulary."""
+    import torch
+
+    from gpt.data import load_text, resolve_corpus, split
+
+    corpus = resolve_corpus(data.name, data.path, data.url, data.sha256)
+    text = dict(zip(("train", "val"), split(load_text(corpus), data.train_fraction), strict=True))[split_name]
+    try:
+        return corpus, torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    except UserError as exc:
+        raise UserError(f"the {split_name} split of {corpus}: {exc}") from None
+
+
+FIRST_LINE = "Well, Prince, so Genoa and Lucca are now just family estates of the Buonapartes."  # War and Peace
+SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # characters that would be invisible on an axis
+
+
+def attention_layers(model: LanguageModel) -> list:
+    """The model's attention layers, in the order they run (none in phase 1)."""
+    from gpt.models.attention import CausalSelfAttention
+
+    return [module for module in model.modules() if isinstance(module, CausalSelfAttention)]
+
+
+def attention_maps(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
+    """The attention weights of every layer and head for the sequence idx (1, T): (layers, heads, T, T)."""
+    import torch
+
+    from kernels.eager import attention_weights
+
+    layers = attention_layers(model)
+    if not layers:
+        raise UserError(f"a {type(model).__name__} has no attention to draw (phase 1 looks at one character only)")
+    maps = []
+
+    def record(layer, args):  # runs before each layer's forward, on the input that layer receives
+        q, k, _ = layer.queries_keys_values(args[0])
+        maps.append(attention_weights(q, k)[0])
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model.logits(idx)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return torch.stack(maps).float().cpu()
+
+
+def draw_attention_maps(maps: torch.Tensor, text: str, path: Path, title: str) -> Path:
+    """One panel per (layer, head), queries down and keys across, weights on a square-root colour scale (so
+    that weak attention still shows), the masked future blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import PowerNorm
+
+    n_layers, n_heads, T, _ = maps.shape
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)  # keys a query cannot see: left blank
+    colours = plt.get_cmap("viridis").with_extremes(bad="white")
+    labels = [SHOWN.get(c, c) for c in text]
+    every = max(1, T // 48)  # at most ~48 labelled characters per axis
+    ticks = list(range(0, T, every))
+    panel = 1.2 + T / 16
+    fig, axes = plt.subplots(
+        n_layers, n_heads, figsize=(panel * n_heads, panel * n_layers + 0.6), squeeze=False, layout="constrained"
+    )
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            ax = axes[layer][head]
+            weights = np.ma.masked_array(maps[layer, head].numpy(), mask=future)
+            image = ax.imshow(weights, cmap=colours, norm=PowerNorm(0.5, vmin=0, vmax=1))
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=9)
+            ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=6, fontfamily="monospace")
+            ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=6, fontfamily="monospace")
+            ax.tick_params(length=0, pad=1)
+    axes[0][0].set_ylabel("query (attending)", fontsize=8)
+    axes[0][0].set_xlabel("key (attended to)", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def passage_ids(text: str, tokenizer: CharTokenizer, block_size: int) -> torch.Tensor:
+    import torch
+
+    if not text:
+        raise UserError("text is empty: give a passage of 1 to block_size characters")
+    if len(text) > block_size:
+        raise UserError(
+            f"text has {len(text)} characters; the model attends over block_size={block_size} at most: give "
+            f"1 to {block_size} characters"
+        )
+    return torch.tensor([tokenizer.encode(text)], dtype=torch.long)
+
+
+def default_passage(tokenizer: CharTokenizer, block_size: int) -> str:
+    """War and Peace's first line, as much of it as the block holds, where the model knows its characters."""
+    passage = FIRST_LINE[:block_size]
+    try:
+        tokenizer.encode(passage)
+    except UnknownCharacterError as exc:
+        default = "the default passage (War and Peace's first line)"
+        raise UserError(f'no text= given, and {default} has {exc}; give text="..."') from None
+    return passage
+
+
+def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: str, path: Path, title: str) -> Path:
+    """Draw the attention maps of `model` for `text` into the PNG at path."""
+    idx = passage_ids(text, tokenizer, model.block_size).to(next(model.parameters()).device)
+    return draw_attention_maps(attention_maps(model, idx), text, path, title)

@@ -1,0 +1,64 @@
+"""Sampling text from a trained model: the prompt, then one character at a time (gpt.sample, training's closing
+sample, the notebook API). Options are checked by the callers (gpt.validation.SAMPLE_RANGES)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from gpt.errors import UserError
+from gpt.tokenizer import CharTokenizer
+
+if TYPE_CHECKING:
+    from gpt.module import LanguageModelModule
+
+
+def encode_prompt(prompt: str | None, tokenizer: CharTokenizer) -> list[int]:
+    """The prompt's token ids (None: the first vocabulary character); refused when empty or not encodable."""
+    if prompt is None:
+        prompt = tokenizer.chars[0]
+    if not prompt:
+        raise UserError("prompt is empty: give at least one character, or prompt=null for the default start")
+    return tokenizer.encode(prompt)
+
+
+def stream_text(
+    module: LanguageModelModule,
+    prompt: str | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    kv_cache: bool = True,
+) -> Iterator[str]:
+    """The prompt, then each sampled character as soon as it is drawn (options checked by the caller:
+    SAMPLE_RANGES). kv_cache=False recomputes the context for every character (gpt/models/kv_cache.py)."""
+    import torch  # here, not at the top: `--help` and option errors answer without loading torch
+
+    tokenizer = module.tokenizer
+    prompt_ids = encode_prompt(prompt, tokenizer)
+    yield tokenizer.decode(prompt_ids)
+    idx = torch.tensor([prompt_ids], dtype=torch.long, device=module.device)
+    model = module.model
+    was_training = model.training
+    model.eval()
+    try:
+        generator = torch.Generator(device=module.device).manual_seed(seed)
+        new_ids = model.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache=kv_cache)
+        for next_id in new_ids:
+            yield tokenizer.decode([next_id.item()])
+    finally:
+        model.train(was_training)
+
+
+def generate_text(
+    module: LanguageModelModule,
+    prompt: str | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    kv_cache: bool = True,
+) -> str:
+    """The prompt followed by max_new_tokens sampled characters."""
+    return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
