@@ -92,7 +92,7 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, signal_name: str, step: int, checkpoint: Path):
         super().__init__(f"stopped by {signal_name} at step {step}; checkpoint: {checkpoint}")
-        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+        self.signal_name = signal_name  # the exit status says which signal: 128 + its number
 
 
 class CheckpointOnSignal(L.Callback):

@@ -21,17 +21,18 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Lightning's spellings; checked in gpt.validation (an Enum can't hold them: OmegaConf matches member names)
 PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
-# The string options and their allowed values, checked in gpt.validation
+# The string options of training and their allowed values, checked in gpt.validation: the one list of each
 CHOICES = {
     "trainer.precision": PRECISIONS,
-    "model.pos": ("learned", "rope"),
+    "model.pos": ("learned", "rope"),  # learned position embeddings, or rotary embeddings of q and k
     "model.mlp": ("gelu", "relu2"),
-    "optim.algorithm": ("adamw", "muon"),
-    "optim.schedule": ("cosine", "wsd"),
+    "optim.algorithm": ("adamw", "muon"),  # muon: Muon on the blocks' matrices, AdamW on the rest (gpt/optim.py)
+    "optim.schedule": ("cosine", "wsd"),  # wsd: warmup, stable, then a linear decay over the last decay_fraction
 }
-
-
-# torch.compile's modes, as `compile=MODE` (gpt.validation checks it)
+# ... of the checkpoint commands (gpt.sample, gpt.evaluate, gpt.attention)
+DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU where there is one
+SPLITS = ("train", "val")
+# torch.compile's modes, as `compile=MODE`; compile=true is the first
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -73,9 +74,9 @@ class ModernConfig(GPTConfig):
     """Phase 7: GPT with the speedrun's techniques, each a switch whose off value is GPT-2's (gpt/models/modern.py);
     on by default are those that paid in the ablation (conf/model/modern.yaml)."""
 
-    pos: str = "rope"  # learned | rope
+    pos: str = "rope"
     qk_norm: bool = False
-    mlp: str = "relu2"  # gelu | relu2
+    mlp: str = "relu2"
     zero_init_proj: bool = False
     tie_embeddings: bool = True
     logit_softcap: float = 0.0  # 0: off
@@ -99,13 +100,13 @@ class DataConfig:
 
 @dataclass
 class KernelConfig:
-    backend: str = "eager"  # one of kernels.BACKENDS, checked in gpt.validation
+    backend: str = MISSING  # one of kernels.BACKENDS, set by conf/kernel/NAME.yaml; checked in gpt.validation
 
 
 @dataclass
 class OptimConfig:
-    algorithm: str = "adamw"  # adamw | muon (Muon on the blocks' matrices, AdamW on the rest: gpt/optim.py)
-    schedule: str = "cosine"  # cosine | wsd (warmup, stable, then a linear decay over the last decay_fraction)
+    algorithm: str = "adamw"
+    schedule: str = "cosine"
     decay_fraction: float = 0.25  # wsd only
     lr: float = 3e-3  # peak learning rate, reached after warmup
     min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio at trainer.max_steps
@@ -155,7 +156,7 @@ class SampleConfig:
 
 @dataclass
 class InspectConfig:
-    """What looks inside the model once training ends (gpt/evaluate.py, gpt/attention.py)."""
+    """What looks inside the model once training ends (gpt/inspection.py)."""
 
     full_val: bool = True  # the loss over the whole validation split: val_loss_full, val_bpc in summary.json
     stride: int | None = None  # its windows' stride; None: half the block
@@ -187,7 +188,7 @@ class CheckpointCommandConfig:
 
     ckpt: str = MISSING
     kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
-    device: str = "auto"  # auto | cpu | cuda; auto: the GPU where there is one
+    device: str = "auto"  # one of DEVICES
 
 
 @dataclass
@@ -197,8 +198,8 @@ class SampleRunConfig(SampleConfig, CheckpointCommandConfig):
 
 @dataclass
 class EvaluateRunConfig(CheckpointCommandConfig):
-    split: str = "val"  # val | train: of the corpus the checkpoint was trained on, split as training split it
-    stride: int | None = None  # windows' stride (gpt/evaluate.py); None: half the model's block
+    split: str = "val"  # one of SPLITS, of the corpus the checkpoint was trained on, split as training split it
+    stride: int | None = None  # windows' stride (gpt/inspection.py); None: half the model's block
     batch_tokens: int = 2048  # positions per forward pass
     data: DataConfig = MISSING
 

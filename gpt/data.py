@@ -171,7 +171,6 @@ class CharDataModule(L.LightningDataModule):
             return
         corpus = resolve_corpus(self.name, self.path, self.url, self.sha256)
         text = load_text(corpus)
-        self.corpus_path = corpus
         self.tokenizer = CharTokenizer.from_text(text)
         data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         self.train_data, self.val_data = split(data, self.train_fraction)

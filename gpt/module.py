@@ -43,9 +43,6 @@ class LanguageModelModule(L.LightningModule):
         _, loss = (self.compiled_forward or self.model)(*batch)
         return loss
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        return self.model(idx, targets)
-
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True)

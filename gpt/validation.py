@@ -11,7 +11,7 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 import kernels
-from gpt.config import CHOICES, COMPILE_MODES
+from gpt.config import CHOICES, COMPILE_MODES, DEVICES, SPLITS
 from gpt.errors import UserError
 
 
@@ -62,10 +62,10 @@ SAMPLE_RANGES = {
     "seed": SEED,
 }
 # what gpt.sample, gpt.evaluate and gpt.attention share (gpt.config.CheckpointCommandConfig)
-CHECKPOINT_COMMAND_RANGES = {"device": OneOf(("auto", "cpu", "cuda"))}
+CHECKPOINT_COMMAND_RANGES = {"device": OneOf(DEVICES)}
 EVALUATE_RANGES = {
     **CHECKPOINT_COMMAND_RANGES,
-    "split": OneOf(("train", "val")),
+    "split": OneOf(SPLITS),
     "stride": POSITIVE,
     "batch_tokens": POSITIVE,
 }

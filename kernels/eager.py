@@ -2,7 +2,7 @@
 
 It materialises the (T x S) score matrix per head, which is what the flash kernel avoids. It also serves what
 the training kernels do not: queries that come after cached keys (sampling with a KV cache, T < S) and the
-attention weights themselves (the attention maps of gpt/attention.py).
+attention weights themselves (the attention maps of gpt/inspection.py).
 """
 
 import functools

@@ -105,3 +105,10 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line_before_anything_starts(
     assert_one_line_error(result, "trainer.accelerator=gpu", "no CUDA GPU", "long_context")
     assert result.returncode == 2
     assert not (tmp_path / "sweep").exists()
+
+
+def test_the_allowed_spellings_are_the_ones_the_code_implements():
+    from gpt.models.block import ACTIVATIONS
+
+    assert gpt.config.CHOICES["model.mlp"] == tuple(ACTIVATIONS)
+    assert gpt.config.CHOICES["trainer.precision"] == gpt.config.PRECISIONS

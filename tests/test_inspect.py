@@ -1,5 +1,5 @@
-"""Looking inside a model: the loss over a whole split (gpt/evaluate.py) against a float64 evaluation character
-by character, the attention maps (gpt/attention.py) against the attention each layer applied, and both at the
+"""Looking inside a model: the loss over a whole split (gpt/inspection.py) against a float64 evaluation character
+by character, the attention maps (gpt/inspection.py too) against the attention each layer applied, and both at the
 end of training and from the command line."""
 
 import copy

@@ -27,6 +27,11 @@ def build(phase: str, backend: str = "eager", dropout: float = 0.0):
     }[phase]()
 
 
+def extend(model, prompt: torch.Tensor, new_tokens: int, **sampling) -> torch.Tensor:
+    """The prompt followed by the tokens LanguageModel.stream draws after it."""
+    return torch.cat([prompt, *model.stream(prompt, new_tokens, **sampling)], dim=1)
+
+
 # phase 7's switches, all on but the zero-initialised projections: with those, attention would not reach the
 # logits at initialisation and the tests below could not see it (tests/test_modern.py tests the zero init)
 PHASE_7 = dict(pos="rope", qk_norm=True, mlp="relu2", zero_init_proj=False, tie_embeddings=False, logit_softcap=15.0,
@@ -154,10 +159,10 @@ def test_generation_extends_the_prompt_and_greedy_matches_argmax(phase):
     torch.manual_seed(0)
     model = build(phase).eval()
     prompt = torch.randint(V, (1, 5))
-    out = model.generate(prompt, max_new_tokens=T + 5, temperature=0.7)
+    out = extend(model, prompt, T + 5, temperature=0.7)
     assert out.shape == (1, 5 + T + 5) and torch.equal(out[:, :5], prompt)
     # top_k=1 must be greedy decoding; check against argmax steps computed here
-    greedy = model.generate(prompt, max_new_tokens=6, top_k=1)
+    greedy = extend(model, prompt, 6, top_k=1)
     idx = prompt
     for _ in range(6):
         next_id = model(idx[:, -T:])[0][:, -1].argmax(-1, keepdim=True)

@@ -4,7 +4,7 @@ window is full) computed in float64 from scratch samples."""
 
 import pytest
 import torch
-from test_models import ATTENTION_PHASES, PHASES, T, V, build
+from test_models import ATTENTION_PHASES, PHASES, T, V, build, extend
 
 from gpt.inspection import attention_layers
 from gpt.models.kv_cache import CachedContext, KVCache, RecomputedContext
@@ -27,8 +27,8 @@ def test_within_the_block_the_cache_samples_what_recomputing_samples(phase, back
     model = float64_model(phase, backend)
     prompt = torch.randint(V, (2, 3))
     runs = [
-        model.generate(prompt, T - 3, temperature=0.8, top_k=10, generator=torch.Generator().manual_seed(1),
-                       kv_cache=kv_cache)
+        extend(model, prompt, T - 3, temperature=0.8, top_k=10, generator=torch.Generator().manual_seed(1),
+               kv_cache=kv_cache)
         for kv_cache in (True, False)
     ]  # fmt: skip
     assert runs[0].shape == (2, T) and torch.equal(runs[0], runs[1])
@@ -80,7 +80,7 @@ def test_past_the_block_the_cache_follows_its_half_block_policy(phase, prompt_le
     new_tokens = 3 * T + 7  # several fresh windows, the last one part-filled
     with torch.inference_mode():
         want = half_block_reference(model, prompt, new_tokens, torch.Generator().manual_seed(2))
-    got = model.generate(prompt, new_tokens, temperature=0.8, generator=torch.Generator().manual_seed(2))
+    got = extend(model, prompt, new_tokens, temperature=0.8, generator=torch.Generator().manual_seed(2))
     assert torch.equal(got, want)
 
 

@@ -1,4 +1,5 @@
-"""The five phases, from the bigram table to the full GPT, built from shared components."""
+"""The model phases, from the bigram table (1) to the full GPT (5) and its modern form (7: GPT with phase 7's
+switches on), built from shared components; phase 6 is the attention kernels under every phase (kernels/)."""
 
 from gpt.models.base import LanguageModel
 from gpt.models.bigram import BigramLM

@@ -63,15 +63,3 @@ class LanguageModel(nn.Module):
             next_id = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
             context.append(next_id)
             yield next_id
-
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        kv_cache: bool = True,
-    ) -> torch.Tensor:
-        """idx followed by max_new_tokens sampled tokens (see stream)."""
-        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache)], dim=1)

@@ -10,11 +10,12 @@ from gpt.models import modern
 from gpt.models.attention import CausalSelfAttention
 from gpt.models.kv_cache import KVCache
 
-ACTIVATIONS = {"gelu": F.gelu, "relu2": modern.relu_squared}  # model.mlp
+ACTIVATIONS = {"gelu": F.gelu, "relu2": modern.relu_squared}  # model.mlp: gpt.config.CHOICES names these
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: expand 4x, GELU, project back. Where each token 'thinks' on its own."""
+    """Position-wise feed-forward: expand 4x, the activation (GELU, or phase 7's ReLU²), project back. Where each
+    token 'thinks' on its own."""
 
     def __init__(self, n_embd: int, dropout: float, activation: str = "gelu"):
         super().__init__()
