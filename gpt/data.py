@@ -200,6 +200,9 @@ class CharDataModule(L.LightningDataModule):
         self.val_set = TensorDataset(*window_batch(self.val_data, starts, self.block_size))
 
     def train_dataloader(self) -> DataLoader:
+        """Each loader has a generator of its own: without one, every iterator a loader starts (each validation, the
+        training stream) draws a seed from torch's global random state, the one that draws the dropout masks, and
+        a resumed run (which restores that state: callbacks.RandomState) would then mask differently."""
         trainer = self.trainer
         stream = RandomWindows(
             self.train_data,
@@ -210,7 +213,7 @@ class CharDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer else 1,
             start_step=trainer.global_step if trainer else 0,
         )
-        return DataLoader(stream, batch_size=None)
+        return DataLoader(stream, batch_size=None, generator=torch.Generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size)
+        return DataLoader(self.val_set, batch_size=self.batch_size, generator=torch.Generator())

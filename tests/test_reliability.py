@@ -15,11 +15,13 @@ import pytest
 import torch
 from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except
 
-# Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step.
+# Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step; with
+# dropout, so that a resumed run matches only if the random state (the dropout masks to come) was restored too.
 STEADY = [
     "model.n_layer=2",
     "model.n_embd=64",
     "model.n_head=2",
+    "model.dropout=0.1",
     "data.block_size=64",
     "data.batch_size=8",
     "data.val_windows=8",
