@@ -194,6 +194,39 @@ def test_fused_softmax_matches_float64(shape, mode, causal):
         assert (softmax(x, causal=True).triu(1) == 0).all()
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_softmax_is_exact_on_scores_whose_exp_overflows(causal):
+    """exp(100) overflows fp32: only the max subtraction keeps [100, 0, 1] from inf / inf = NaN."""
+    rows = torch.tensor([[100.0, 0.0, 1.0], [-1000.0, 1000.0, 999.0], [88.0, 89.0, 90.0]], device=DEVICE)
+    x = rows if not causal else torch.tensor([[[0.0, 0, 0], [500, 499, 0], [-300, 700, 699]]], device=DEVICE)
+    want = x.double() if not causal else x.double().masked_fill(torch.ones(3, 3).triu(1).bool().to(DEVICE), -math.inf)
+    assert relative_error(softmax(x, causal=causal), want.softmax(dim=-1)) < TOLERANCE["fp32"]
+
+
+@pytest.mark.parametrize("backend", kernels.TRITON_BACKENDS)
+def test_attention_is_exact_where_the_scores_are_in_the_hundreds(backend):
+    """Scores of several hundred (q and k 20x larger than unit scale), where exp() overflows fp32: the softmax must
+    subtract each row's max (online, in flash attention). The output and dV against float64, at a tolerance that
+    grows with the scores (each is rounded to within |s| 2^-24, and exp turns that into a relative error of P);
+    dQ and dK are only required finite: with P nearly one-hot, dS = P (dP - delta) cancels, even in float64's
+    reference, to whatever rounding leaves."""
+    q, k, v = (torch.randn(1, 2, 40, 16, device=DEVICE) for _ in range(3))
+    q, k = 20 * q, 20 * k
+    largest = (q @ k.transpose(-1, -2)).abs().max().item() / math.sqrt(16)
+    assert largest > 200
+    tolerance = TOLERANCE["fp32"] + 8 * largest * 2.0**-24
+    q, k, v = (x.requires_grad_() for x in (q, k, v))
+    out = kernels.attention(q, k, v, backend=backend)
+    grad_out = torch.randn_like(out)
+    dq, dk, dv = torch.autograd.grad(out, (q, k, v), grad_out)
+    exact = [x.detach().double().requires_grad_() for x in (q, k, v)]
+    ref = reference_attention(*exact, causal=True)
+    (ref_dv,) = torch.autograd.grad(ref, exact[2], grad_out.double())
+    assert relative_error(out, ref) < tolerance
+    assert relative_error(dv, ref_dv) < tolerance
+    assert dq.isfinite().all() and dk.isfinite().all()
+
+
 def test_rows_longer_than_a_program_holds_are_refused_in_one_line():
     x = torch.randn(1, MAX_ROW + 1, device=DEVICE)
     with pytest.raises(ValueError, match=f"rows of up to {MAX_ROW} elements.*got {MAX_ROW + 1}"):

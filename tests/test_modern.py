@@ -98,6 +98,33 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     assert sum(moved) >= len(hidden) + 2
 
 
+def test_muons_update_is_orthogonalised_and_sized_like_adamws():
+    """One step from rest, with an ill-conditioned gradient (singular values 1 to 10) on a hidden matrix and a random
+    one elsewhere: Muon's update has all its singular values near 1 (Newton-Schulz), and its RMS is 0.2 lr, what
+    AdamW's update RMS is scaled to (match_rms_adamw; AdamW's first step moves every weight by lr)."""
+    torch.manual_seed(0)
+    # wide enough that the scale matters: 0.2 sqrt(width) is near 1 at the tests' usual width of 32
+    model, lr = GPT(vocab_size=V, block_size=T, n_layer=1, n_embd=128, n_head=4, dropout=0.0, backend="eager"), 1e-2
+    optimizer = build_optimizer(model, {"algorithm": "muon", "lr": lr, "beta1": 0.9, "beta2": 0.99,
+                                        "weight_decay": 0.0})  # fmt: skip
+    hidden = next(p for name, p in model.named_parameters() if name.startswith("body.") and p.dim() == 2)
+    rows, cols = hidden.shape
+    u, _ = torch.linalg.qr(torch.randn(rows, rows))
+    w, _ = torch.linalg.qr(torch.randn(cols, cols))
+    singular = torch.linspace(1, 10, min(rows, cols))
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    hidden.grad = u[:, : len(singular)] @ torch.diag(singular) @ w[:, : len(singular)].T
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer.step()
+    update = hidden.detach() - before[[id(p) for p in model.parameters()].index(id(hidden))]
+    sv = torch.linalg.svdvals(update.double()) / (0.2 * lr * max(rows, cols) ** 0.5)
+    assert sv.min() > 0.6 and sv.max() < 1.25, sv  # the gradient's spread of 10x is gone
+    assert update.pow(2).mean().sqrt() == pytest.approx(0.2 * lr, rel=0.25)
+    adamw_moves = [(p.detach() - b).abs() for p, b in zip(model.parameters(), before, strict=True) if p.dim() < 2]
+    assert all(torch.allclose(move, torch.full_like(move, lr), rtol=1e-3) for move in adamw_moves)
+
+
 def test_the_wsd_schedule_warms_up_holds_then_decays_linearly():
     model = build()
     opt = {"algorithm": "adamw", "lr": 1.0, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0,
