@@ -99,6 +99,8 @@ def test_gpt_residual_projections_are_scaled_by_depth():
             assert param.std().item() == pytest.approx(expected, rel=0.05), name
         elif name.endswith("fc.weight") or name.endswith("qkv.weight"):
             assert param.std().item() == pytest.approx(0.02, rel=0.05), name
+        elif name.endswith(".bias") and "ln_" not in name:  # the linear layers' biases start at zero
+            assert not param.any(), name
     assert model.head.weight is model.tok_emb.weight
 
 
@@ -178,3 +180,34 @@ def test_dropout_is_active_only_in_training():
     assert not torch.equal(model(idx)[0], model(idx)[0])
     model.eval()
     assert torch.equal(model(idx)[0], model(idx)[0])
+
+
+def reference_gpt_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """Phase 5's logits written out from the definition in float64, reading only the model's weights: token +
+    position embeddings; per block, x + proj(causal multi-head attention(LN1(x))), then x + MLP(LN2(x)) with a
+    GELU; the final LayerNorm; the head tied to the token embedding."""
+    F = torch.nn.functional
+    B, T_ = idx.shape
+    x = model.tok_emb.weight[idx] + model.pos_emb.weight[:T_]
+    future = torch.ones(T_, T_, dtype=torch.bool).triu(1)
+    for block in model.body:
+        h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias)
+        q, k, v = (h @ block.attn.qkv.weight.T + block.attn.qkv.bias).split(C, dim=-1)
+        q, k, v = (t.view(B, T_, H, C // H).transpose(1, 2) for t in (q, k, v))
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(C // H)).masked_fill(future, -math.inf)
+        heads = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T_, C)
+        x = x + heads @ block.attn.proj.weight.T + block.attn.proj.bias
+        h = F.layer_norm(x, (C,), block.ln_2.weight, block.ln_2.bias)
+        x = x + F.gelu(h @ block.mlp.fc.weight.T + block.mlp.fc.bias) @ block.mlp.proj.weight.T + block.mlp.proj.bias
+    return F.layer_norm(x, (C,), model.ln_f.weight, model.ln_f.bias) @ model.tok_emb.weight.T
+
+
+def test_the_gpt_computes_its_definition():
+    """Against reference_gpt_logits: a residual, LayerNorm or tie that went missing would show here (the backends
+    are compared with each other elsewhere, which a change to the shared model would not disturb)."""
+    torch.manual_seed(0)
+    model = build("gpt").double().eval()
+    for p in model.parameters():  # off the initialisation (zero biases, unit LayerNorm gains), so each term counts
+        torch.nn.init.normal_(p, std=0.3)
+    idx = torch.randint(V, (2, T))
+    torch.testing.assert_close(model(idx)[0], reference_gpt_logits(model, idx), rtol=1e-10, atol=1e-10)

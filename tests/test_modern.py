@@ -144,6 +144,23 @@ def test_the_wsd_schedule_warms_up_holds_then_decays_linearly():
     assert decay == pytest.approx([decay[0]] * 10) and decay[0] < 0  # linearly
 
 
+def test_the_cosine_schedule_warms_up_then_follows_half_a_cosine_to_its_floor():
+    model = build()
+    opt = {"algorithm": "adamw", "lr": 1.0, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0,
+           "warmup_steps": 4, "schedule": "cosine", "decay_fraction": 0.25, "min_lr_ratio": 0.1}  # fmt: skip
+    optimizer = build_optimizer(model, opt)
+    schedule = build_schedule(optimizer, opt, max_steps=20)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[:5] == pytest.approx([1 / 5, 2 / 5, 3 / 5, 4 / 5, 1.0])  # linear warmup to the peak
+    cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 16)) / 2 for t in range(17)]  # 16 steps from peak to floor
+    assert rates[4:] == pytest.approx(cosine)
+
+
 def train_losses(run_dir) -> list[float]:
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     return [float(row["train/loss"]) for row in rows if row.get("train/loss")]
