@@ -70,31 +70,34 @@ dashboard: install
 sync: install
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
+## Benchmarks print their figures and keep their files under outputs/experiments/<topic>/<machine>/; ARGS=--write
+## records them in experiments/<topic>/<machine>/ instead, for committing (experiments/README.md indexes them).
+
 ## The harness (its defaults) against nanoGPT's plain fp32 loop: tokens/s and val loss at equal steps, at block x
-## batch 64 x 12 and 128 x 32 (experiments/train_speed/, ~12 min on 2 cores).
+## batch 64 x 12 and 128 x 32 (topic train_speed, ~12 min on 2 cores).
 bench: install
-	$(PY) experiments/bench_train.py
+	$(PY) experiments/scripts/bench_train.py $(ARGS)
 
-## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG in experiments/attention/).
+## Attention backends against sequence length: time, TFLOP/s, memory (CSV + PNG, topic attention).
 bench-attention: install
-	$(PY) experiments/bench_attention.py
+	$(PY) experiments/scripts/bench_attention.py $(ARGS)
 
-## Sampling speed, KV cache against recomputing the context, default model (experiments/sampling/, ~1 min).
+## Sampling speed, KV cache against recomputing the context, default model (topic sampling, ~1 min).
 bench-sampling: install
-	$(PY) experiments/bench_sampling.py
+	$(PY) experiments/scripts/bench_sampling.py $(ARGS)
 
 ## Compile every Triton kernel config for sm_80 and sm_90 with the triton wheel's compiler and ptxas, no GPU
-## needed (~3-4 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Table in
-## experiments/kernels_compile/.
+## needed (~3-4 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Its table in
+## experiments/kernels_compile/ holds no timings: rewritten over unchanged kernels, it stays the same.
 kernels-compile: install
-	$(PY) -m kernels.gpu_compile
+	$(PY) experiments/scripts/compile_kernels.py --write
 
 ## Everything only a GPU shows (compiled kernel tests, attention benchmark, launch overhead, eager/sdpa/triton
-## training of phases 5 and 7, compiled and with CUDA graphs, and at block 4096) into experiments/gpu/<device>/.
-## Quick mode, every goal's figure at a smaller budget: make gpu-check ARGS=--quick. Without network there: make
+## training of phases 5 and 7, compiled and with CUDA graphs, and at block 4096), topic gpu (ARGS=--write to
+## record them). Quick mode, every goal's figure at a smaller budget: ARGS=--quick. Without network there: make
 ## wheelhouse first, bring .whl/.
 gpu-check:
-	$(RUN_PY) experiments/gpu_check.py $(ARGS)
+	$(RUN_PY) experiments/scripts/gpu_check.py $(ARGS)
 
 ## Wheels of what the GPU machines lack (hydra-core, omegaconf, wandb and its needs) for Python $(GPU_PYTHON).
 wheelhouse: install

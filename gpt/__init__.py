@@ -1,1 +1,31 @@
-"""A character-level GPT built up phase by phase and trained on War and Peace."""
+"""gpt-harness: a character-level GPT built up in phases, trained with Lightning, composed with Hydra.
+
+The layers, each importing only the ones below it:
+
+    commands      gpt.train, gpt.sample, gpt.evaluate, gpt.attention    one Hydra task each (gpt.entry.hydra_command),
+                  gpt.report, gpt.workspace                              thin: options in, library calls, lines out
+    running       gpt.training (one run: data, module, Trainer, loggers, summary), gpt.sweep (a multirun's jobs
+                  and report), gpt.callbacks, gpt.module (the LightningModule), gpt.data (the LightningDataModule)
+    library       gpt.checkpoints (read, load on a device, resume checks), gpt.inspection (whole-split loss,
+                  attention maps), gpt.sampling, gpt.optim, gpt.tokenizer, gpt.run_dirs (the run-dir layout),
+                  gpt.machine (which machine, where its figures go)
+    configuration gpt.config (the schemas, the allowed values, PHASES; run-dir resolvers from gpt.run_dirs),
+                  gpt.validation (the checks that run before anything heavy is imported), gpt.errors (one-line
+                  errors); conf/ mirrors it
+    models        gpt.models: one file per idea (bigram, attention, block, transformer, modern, kv_cache)
+    kernels       kernels: the attention backends behind kernels.attention, which the models call; the layers
+                  above read only its registry (BACKENDS: validation, checkpoints, reports)
+
+Where a new piece goes, and the files it touches:
+
+- a phase: its module in gpt/models/ (or a class in transformer.py), exported from gpt/models/__init__.py, its
+  schema and its PHASES entry in gpt/config.py, and conf/model/<name>.yaml: four files. Sweeps (`model=glob(*)`),
+  reports, checkpoints and the config tests pick it up from PHASES and conf/.
+- an attention backend: its function in kernels/<name>.py and one Backend line in kernels/__init__.py's
+  BACKENDS, plus conf/kernel/<name>.yaml; a Triton one goes through kernels.custom_op.attention_op (eager calls
+  and torch.compile alike), and tests/test_kernels.py and tests/test_compile.py parametrise over BACKENDS.
+- a preset: conf/experiment/<name>.yaml (`# @package _global_`, a `name:` and the sweep's params).
+- a way to look inside a model: a function in gpt.inspection, called at the end of training (gpt.training,
+  cfg.inspect) and, when it needs a command of its own, a thin module beside gpt/attention.py with its
+  conf/<name>.yaml.
+"""

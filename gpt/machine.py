@@ -1,12 +1,16 @@
-"""Which machine a figure was measured on, as recorded beside every benchmark and report."""
+"""Which machine a figure was measured on, as recorded beside every benchmark and report, and where a benchmark
+writes it: one folder per topic and machine (experiments/README.md indexes them)."""
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
 from pathlib import Path
 
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def describe_machine() -> str:
@@ -25,3 +29,24 @@ def describe_machine() -> str:
 def machine_slug() -> str:
     """describe_machine() as a folder name: where a benchmark writes this machine's figures."""
     return re.sub(r"[^A-Za-z0-9]+", "-", describe_machine()).strip("-").lower()
+
+
+def results_dir(topic: str, committed: bool, per_machine: bool = True) -> Path:
+    """Where a benchmark writes its files on `topic`: experiments/<topic>/<machine>/, the committed record, when
+    asked to (`--write`); else the same path under outputs/ (ignored by git), so that running a check leaves the
+    tree as it was. Figures that do not depend on the machine (compiling for GPU targets) drop the <machine>."""
+    base = REPO / "experiments" if committed else REPO / "outputs" / "experiments"
+    return base / topic / machine_slug() if per_machine else base / topic
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, topic: str, per_machine: bool = True) -> None:
+    """--write and --out, the same for every benchmark; `output_dir` reads them."""
+    where = f"experiments/{topic}/" + ("<machine>/" if per_machine else "")
+    parser.add_argument("--write", action="store_true", help=f"write into {where}, the committed record "
+                        f"(default: outputs/{where}, ignored by git)")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="write into this folder instead")
+    parser.set_defaults(topic=topic, per_machine=per_machine)
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    return args.out or results_dir(args.topic, args.write, args.per_machine)

@@ -5,8 +5,9 @@
 Writes into that folder: `val_loss.png` (val loss against steps and against wall time, one curve per run,
 coloured by phase and dashed by kernel), `final.png` (final val loss and tokens/s per run) and `report.md`
 (the command, the machine, the plots and a table of every run, failed ones included). A run is any folder
-holding `.hydra/overrides.yaml`; its curves come from `metrics.csv`, its totals from `summary.json`, its
-failure from `error.txt`. Written automatically at the end of every multirun (gpt/sweep.py).
+holding Hydra's `.hydra/overrides.yaml` or a `summary.json` (gpt.run_dirs has the layout); its curves come from
+`metrics.csv`, its totals from `summary.json`, its failure from `error.txt`, its phase and kernel from `.hydra/`
+or else from `summary.json`. Written automatically at the end of every multirun (gpt/sweep.py).
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ class Run:
 
 
 def load_run(run_dir: Path) -> Run:
-    run = Run(run_dir, run_overrides(run_dir), run_phase(run_dir) or "?", run_kernel(run_dir) or "?")
+    run = Run(run_dir, run_overrides(run_dir) or [], run_phase(run_dir) or "?", run_kernel(run_dir) or "?")
     if (run_dir / SUMMARY).exists():
         run.summary = json.loads((run_dir / SUMMARY).read_text())
+        run.phase = run.phase if run.phase != "?" else run.summary.get("phase", "?")
+        run.kernel = run.kernel if run.kernel != "?" else run.summary.get("kernel", "?")
     if (run_dir / ERROR).exists():
         run.error = (run_dir / ERROR).read_text().splitlines()[0]
     if (run_dir / METRICS).exists():
@@ -80,7 +83,9 @@ def validation_curve(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def find_runs(root: Path) -> tuple[list[Run], list[str]]:
     """The runs under root, and the overrides they all share; each run is labelled by the rest of its own."""
-    dirs = {path.parent.parent for path in root.rglob(f"{HYDRA_DIR}/overrides.yaml") if "wandb" not in path.parts}
+    found = [*root.rglob(f"{HYDRA_DIR}/overrides.yaml"), *root.rglob(SUMMARY)]
+    dirs = {path.parent.parent if path.name == "overrides.yaml" else path.parent for path in found}
+    dirs = {d for d in dirs if "wandb" not in d.parts}
     runs = sorted((load_run(d) for d in dirs), key=lambda run: run.sort_key)
     shared = [o for o in runs[0].overrides if all(o in run.overrides for run in runs)] if len(runs) > 1 else []
     for run in runs:
@@ -222,7 +227,7 @@ def write_report(root: Path) -> Path:
     root = Path(root)
     runs, shared = find_runs(root)
     if not runs:
-        raise FileNotFoundError(f"{root}: no runs here (a run dir holds .hydra/overrides.yaml)")
+        raise FileNotFoundError(f"{root}: no runs here (a run dir holds .hydra/overrides.yaml or summary.json)")
     colour = colours(runs)
     plot_curves(runs, colour, root / "val_loss.png")
     plot_totals(runs, colour, root / "final.png")

@@ -11,14 +11,11 @@ The fused Triton softmax is `kernels.softmax.softmax`.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernels.errors import KernelUnavailableError
-
-# Triton's interpreter runs the Triton kernels on the CPU (numpy underneath); triton reads this when first imported
-INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+from kernels.interpreter import INTERPRETING
 
 if TYPE_CHECKING:
     import torch

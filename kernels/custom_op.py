@@ -12,7 +12,7 @@ and a `fake_forward` that only allocates `forward`'s outputs (shapes and dtypes,
 
 - **Eager calls** go through a `torch.autograd.Function`: the least host time per call (a PyTorch custom
   operator's dispatch costs 23-55 us more per forward + backward on this project's CPU hosts, about a launch's
-  worth; `experiments/bench_launch_overhead.py` prints it on any machine).
+  worth; `experiments/scripts/bench_launch_overhead.py` prints it on any machine).
 - **Under torch.compile** (`torch.compiler.is_compiling()`) the same two functions are registered custom
   operators, `torch.ops.kernels.<name>` and `torch.ops.kernels.<name>_backward`, with a fake implementation
   for tracing and `register_autograd` for the backward. Dynamo and AOTAutograd put each into the graph as one

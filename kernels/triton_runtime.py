@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels import INTERPRETING
 from kernels.errors import KernelUnavailableError
+from kernels.interpreter import INTERPRETING
 
 MAX_HEAD_DIM = 128  # the largest head_dim whose attention tiles fit a GPU's shared memory (make kernels-compile)
 FP32_PRECISION = {"highest": "ieee", "high": "tf32x3", "medium": "tf32"}

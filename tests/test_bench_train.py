@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import REPO, train_composed
 
-spec = importlib.util.spec_from_file_location("bench_train", REPO / "experiments" / "bench_train.py")
+spec = importlib.util.spec_from_file_location("bench_train", REPO / "experiments" / "scripts" / "bench_train.py")
 bench_train = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_train)
 

@@ -1,8 +1,8 @@
 """The kernels compile for real GPUs (sm_80, sm_90) within their limits, checked without a GPU.
 
-`make kernels-compile` compiles every config (minutes); here the largest tile of each kernel, plus proof
-that the checker catches what it must. Both run in a subprocess without TRITON_INTERPRET, which the test
-session sets, since the interpreter's kernels cannot be compiled.
+`make kernels-compile` (experiments/scripts/compile_kernels.py) compiles every config (minutes); here the largest
+tile of each kernel, plus proof that the checker catches what it must. Both run in a subprocess without
+TRITON_INTERPRET, which the test session sets, since the interpreter's kernels cannot be compiled.
 """
 
 import os
@@ -22,7 +22,7 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_largest_tile_of_every_kernel_compiles_for_sm80_and_sm90_within_limits():
-    result = run_python("-m", "kernels.gpu_compile", "--sample")
+    result = run_python("experiments/scripts/compile_kernels.py", "--sample")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith(("flash", "naive", "softmax"))]
     for kernel in (
@@ -43,7 +43,8 @@ def test_the_largest_tile_of_every_kernel_compiles_for_sm80_and_sm90_within_limi
 def test_the_checker_refuses_tiles_over_the_shared_memory_limit():
     """A 128 x 128 fp32 tile at head_dim 256 needs far more than sm_90's 227 KiB per block: it must fail."""
     script = (
-        "from kernels.gpu_compile import Case, compile_case, flash\n"
+        "import sys; sys.path.insert(0, 'experiments/scripts')\n"
+        "from compile_kernels import Case, compile_case, flash\n"
         "case = Case('flash forward', flash._flash_forward.fn, dict.fromkeys('QKVO', 'fp32') | {'LSE': 'fp32'},"
         " {'CAUSAL': True, 'PRECISION': 'tf32', 'BLOCK_D': 256, 'BLOCK_M': 128, 'BLOCK_N': 128}, 8, 3,"
         " ('qk_scale',), ('stride_qd', 'stride_kd', 'stride_vd', 'stride_od'))\n"
@@ -56,7 +57,11 @@ def test_the_checker_refuses_tiles_over_the_shared_memory_limit():
 
 def test_the_committed_compile_table_is_for_the_current_kernels():
     """experiments/kernels_compile/ must come from the kernels as they are now: rerun make kernels-compile."""
-    result = run_python("-c", "from kernels.gpu_compile import source_hash; print(source_hash())")
+    result = run_python(
+        "-c",
+        "import sys; sys.path.insert(0, 'experiments/scripts')\n"
+        "from compile_kernels import source_hash; print(source_hash())",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = (REPO / "experiments" / "kernels_compile" / "README.md").read_text()
     assert f"Kernel sources: `{result.stdout.strip()}`" in table, "stale: run make kernels-compile and commit it"

@@ -1,10 +1,11 @@
 """Attention backends against sequence length, in the style of Triton's tutorials (`triton.testing.perf_report`).
 
-    python experiments/bench_attention.py [--out DIR] [--lengths T ...] [--head-dims D ...]   # make bench-attention
+    python experiments/scripts/bench_attention.py [--write | --out DIR] [--lengths T ...] [--head-dims D ...]
 
 For each head_dim (64, 128) and mode (forward, forward+backward): time (ms), TFLOP/s and memory against T,
 for eager, sdpa, triton_naive and triton, bf16, causal. Writes one CSV and one PNG per (metric, mode,
-head_dim) to DIR (default experiments/attention/<device>/) and prints the tables. A backend that runs out of
+head_dim) (--write: into experiments/attention/<machine>/, the committed record; default: the same under
+outputs/) and prints the tables. A backend that runs out of
 memory at some T gets an empty cell there (and a line in the output saying so).
 
 On a GPU, memory is the peak allocated during the call (torch.cuda.max_memory_allocated) and time comes
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import cache
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -27,7 +27,7 @@ import triton.testing
 from torch.utils.benchmark import Timer
 
 import kernels
-from gpt.machine import describe_machine, machine_slug
+from gpt.machine import add_output_arguments, describe_machine, output_dir
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -123,13 +123,13 @@ def benchmark(metric: str, backward: bool, D: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="attention backends against sequence length")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "attention" / machine_slug())
+    add_output_arguments(parser, "attention")
     parser.add_argument("--no-memory", action="store_true", help="time and TFLOP/s only")
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="sequence lengths T")
     parser.add_argument("--head-dims", type=int, nargs="+", default=HEAD_DIMS)
     args = parser.parse_args()
     LENGTHS[:], HEAD_DIMS[:] = args.lengths, args.head_dims
-    out_dir = args.out
+    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"device: {describe_machine()}; batch {BATCH}, heads {HEADS}, bf16, causal; torch {torch.__version__}, "
@@ -148,7 +148,7 @@ def main() -> None:
             for column in (c for c in table.columns if "(needs GPU)" in c):
                 table[column] = "needs GPU"
             table.to_csv(csv, index=False)
-    command = " ".join(["python experiments/bench_attention.py", *sys.argv[1:]])
+    command = " ".join(["python experiments/scripts/bench_attention.py", *sys.argv[1:]])
     (out_dir / "DEVICE.txt").write_text(
         f"{describe_machine()}; torch {torch.__version__}, triton {triton.__version__}\ncommand: {command}\n"
     )

@@ -1,6 +1,6 @@
 """Where the Triton attention's time goes at short sequences: the host's time to issue a call against the GPU's.
 
-    python experiments/bench_launch_overhead.py      # needs a CUDA GPU; TRITON_INTERPRET=1 runs it on a CPU
+    python experiments/scripts/bench_launch_overhead.py      # needs a CUDA GPU; TRITON_INTERPRET=1 runs it on a CPU
 
 make gpu-check showed the flash kernel behind sdpa at T <= 2048 while its kernels' GPU time is a fraction of
 the call (profile-T1024.txt). For each shape and backend this prints, per call (mean of --calls calls after a
@@ -17,14 +17,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import kernels
 from kernels.flash_attention import FORWARD, _flash_forward, _tuning_key, launch_args

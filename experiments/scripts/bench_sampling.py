@@ -1,6 +1,6 @@
 """Sampling speed: characters/s with the KV cache against recomputing the context for every character.
 
-    make bench-sampling          # or: python experiments/bench_sampling.py [--ckpt PATH] [--repeats 5]
+    make bench-sampling          # or: python experiments/scripts/bench_sampling.py [--ckpt PATH] [--repeats 5]
 
 The default model (`python -m gpt.train`'s config: phase 5, 4 layers x 128 wide, block 128) samples from a
 one-character prompt, at batch 1 and in float32 as `gpt.sample` does, (a) one full block (block_size - 1 new
@@ -8,7 +8,8 @@ characters, all within the block: the cache never starts a new window) and (b) 2
 block: a fresh window on the newest half block every block_size / 2 characters; gpt/models/kv_cache.py). The
 weights are a fresh initialisation unless --ckpt names a checkpoint (the speed does not depend on them). The two
 samplers alternate, --repeats times per case, and the median is reported. Written to
-experiments/sampling/<machine>/: sampling_speed.csv (every run) and DEVICE.txt (machine, command, the medians).
+experiments/sampling/<machine>/ with --write (else the same path under outputs/): sampling_speed.csv (every run)
+and DEVICE.txt (machine, command, the medians).
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
-
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-
-from gpt.checkpoints import load_checkpoint  # noqa: E402
-from gpt.config import CONFIG_DIR, register_configs  # noqa: E402
-from gpt.machine import describe_machine, machine_slug  # noqa: E402
+from gpt.checkpoints import load_checkpoint
+from gpt.config import CONFIG_DIR, register_configs
+from gpt.machine import add_output_arguments, describe_machine, output_dir
 
 WAR_AND_PEACE_VOCAB = 111
 
@@ -57,8 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", help="a checkpoint to sample from (default: the default model, fresh weights)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=REPO / "experiments" / "sampling" / machine_slug())
+    add_output_arguments(parser, "sampling")
     args = parser.parse_args()
+    out = output_dir(args)
     model = default_model(args.ckpt).eval()
     cases = {"one full block": model.block_size - 1, "2,000 characters": 2000}
     characters_per_second(model, 50, kv_cache=True)  # warm-up: first calls allocate and load kernels
@@ -74,17 +71,17 @@ def main() -> None:
     medians = runs.groupby(["case", "sampler"], sort=False)["chars_per_sec"].median().unstack()
     medians["speed-up"] = medians["kv_cache"] / medians["recompute"]
     table = medians.round(2).to_string()
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(args.out / "sampling_speed.csv", index=False)
-    command = "python experiments/bench_sampling.py " + " ".join(sys.argv[1:])
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "sampling_speed.csv", index=False)
+    command = "python experiments/scripts/bench_sampling.py " + " ".join(sys.argv[1:])
     params = sum(p.numel() for p in model.parameters())
-    (args.out / "DEVICE.txt").write_text(
+    (out / "DEVICE.txt").write_text(
         f"machine: {describe_machine()}\ntorch {torch.__version__}\ncommand: {command.strip()}\n"
         f"model: {type(model).__name__}, {params:,} parameters, block_size {model.block_size}, float32, batch 1\n"
         f"medians of {args.repeats} (characters/s):\n\n{table}\n"
     )
     print(table)
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {out}")
 
 
 if __name__ == "__main__":

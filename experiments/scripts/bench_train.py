@@ -1,6 +1,6 @@
 """Training speed of the harness against nanoGPT's plain loop: tokens/s and val loss at equal steps.
 
-    make bench                          # or: python experiments/bench_train.py [--steps 400] [--shapes 64x12 128x32]
+    make bench          # or: python experiments/scripts/bench_train.py [--steps 400] [--shapes 64x12 128x32] [--write]
 
 The baseline is a plain PyTorch loop the way nanoGPT's train.py runs on a CPU (its README's CPU command:
 4 layers x 4 heads x 128 wide, block 64 x batch 12, dropout 0): fp32, no autocast, no compile, AdamW with
@@ -13,8 +13,8 @@ number of steps. Each run is its own process, the two loops alternating --repeat
 median is reported: one configuration's speed varies by up to 20% between runs on a shared machine);
 tokens/s counts training steps only (no validation, and not the first step, which pays one-off costs), and
 both report the loss on the same 256 validation windows after the same steps. Written to
-experiments/train_speed/<machine>/: train_speed.csv (every run) and DEVICE.txt (machine, matmul peaks,
-command, the medians).
+experiments/train_speed/<machine>/ with --write (else the same path under outputs/): train_speed.csv (every run)
+and DEVICE.txt (machine, matmul peaks, command, the medians).
 """
 
 from __future__ import annotations
@@ -30,20 +30,16 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch.utils.benchmark import Timer
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
-
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from gpt.config import CONFIG_DIR, register_configs  # noqa: E402
-from gpt.data import RandomWindows  # noqa: E402
-from gpt.machine import describe_machine, machine_slug  # noqa: E402
-from gpt.module import LanguageModelModule  # noqa: E402
-from gpt.optim import build_schedule, decay_groups  # noqa: E402
+from gpt.config import CONFIG_DIR, register_configs
+from gpt.data import RandomWindows
+from gpt.machine import REPO, add_output_arguments, describe_machine, output_dir
+from gpt.module import LanguageModelModule
+from gpt.optim import build_schedule, decay_groups
 
 MODEL = ["model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.dropout=0.0"]  # nanoGPT's CPU model
 # nanoGPT's shakespeare_char recipe (lr 1e-3, beta2 0.99, warmup 100, weight decay 0.1, clip 1.0)
@@ -147,6 +143,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", type=block_by_batch, default=["64x12", "128x32"], help="BLOCKxBATCH")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each loop per shape, alternating (median)")
     parser.add_argument("--plain", metavar="OUT", type=Path, help=argparse.SUPPRESS)  # internal: one plain loop
+    add_output_arguments(parser, "train_speed")
     args, rest = parser.parse_known_args()  # the rest: Hydra overrides, for the internal plain loop only
     if args.plain:
         return plain_loop(args.plain, rest)
@@ -175,11 +172,11 @@ def main() -> None:
         + (rates["harness (defaults)"] / rates["nanoGPT plain fp32"]).round(2).to_string()
     )
     print("\n" + summary_text)
-    out_dir = REPO / "experiments" / "train_speed" / machine_slug()
+    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "train_speed.csv", index=False)
     (out_dir / "DEVICE.txt").write_text(
-        f"{machine}\ncommand: python experiments/bench_train.py --steps {args.steps} --repeats {args.repeats} "
+        f"{machine}\ncommand: python experiments/scripts/bench_train.py --steps {args.steps} --repeats {args.repeats} "
         f"--shapes {' '.join(args.shapes)}\nmatmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 "
         f"{peaks['bf16']:.1f} GFLOP/s\n\n{summary_text}\n"
     )

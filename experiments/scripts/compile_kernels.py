@@ -9,8 +9,9 @@ dim, causality and autotune config the wrappers can launch, and fails on
     shared memory over the target's per-block limit (sm_80: 163 KiB, sm_90: 227 KiB);
     register spills over SPILL_BUDGET bytes per thread.
 
-    python -m kernels.gpu_compile              # everything, table to experiments/kernels_compile/
-    python -m kernels.gpu_compile --sample     # the largest tile of each kernel only (the test in make test)
+    python experiments/scripts/compile_kernels.py            # everything; the table to outputs/experiments/...
+    python experiments/scripts/compile_kernels.py --write    # ... to experiments/kernels_compile/ (make target)
+    python experiments/scripts/compile_kernels.py --sample   # the largest tile of each kernel only (make test)
 
 Run it without TRITON_INTERPRET=1: the interpreter's kernels cannot be compiled.
 """
@@ -40,9 +41,11 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 
+import kernels
 import kernels.flash_attention as flash
 import kernels.naive_attention as naive
 import kernels.triton_runtime as runtime
+from gpt.machine import add_output_arguments, output_dir
 from kernels import softmax
 
 TARGETS = {"sm_80": (80, 166_912), "sm_90": (90, 232_448)}  # compute capability, shared bytes per block
@@ -62,7 +65,6 @@ HEAD_DIM_BLOCKS = [16, 32, 64, 128]  # BLOCK_D: head_dim rounded up to a power o
 SOFTMAX_ROWS = [2**n for n in range(4, softmax.MAX_ROW.bit_length())]  # BLOCK: row length rounded up to a
 # power of two, up to MAX_ROW
 KERNEL_SOURCES = ["flash_attention.py", "naive_attention.py", "softmax.py", "triton_runtime.py"]
-OUT_DIR = Path(__file__).resolve().parents[1] / "experiments" / "kernels_compile"
 
 
 @dataclass
@@ -273,12 +275,14 @@ def source_hash() -> str:
     """A fingerprint of the kernels' sources: the committed table is stale once it changes."""
     digest = hashlib.sha256()
     for name in KERNEL_SOURCES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+        digest.update((Path(kernels.__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def write_table(cases: list[Case], seconds: float) -> Path:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+def write_table(cases: list[Case], out: Path) -> Path:
+    """The table of every case, and its summary: a function of the kernels' sources and the compiler's versions
+    alone (no timings), so that writing it again over an unchanged tree changes nothing."""
+    out.mkdir(parents=True, exist_ok=True)
     columns = ["kernel", "target", "dtype", "config", "shared_bytes", "registers", "spill_bytes", "error"]
     rows = [
         [
@@ -293,11 +297,11 @@ def write_table(cases: list[Case], seconds: float) -> Path:
         ]
         for c in cases
     ]
-    with open(OUT_DIR / "kernels_compile.csv", "w", newline="") as f:
+    with open(out / "kernels_compile.csv", "w", newline="") as f:
         csv.writer(f).writerows([columns, *rows])
     ptxas = ", ".join(f"{target} {get_ptxas(capability).version}" for target, (capability, _) in TARGETS.items())
     failed = [c for c in cases if c.result["error"]]
-    summary = OUT_DIR / "README.md"
+    summary = out / "README.md"
     worst = {}
     for c in cases:
         key = (c.kernel, c.target)
@@ -310,10 +314,11 @@ def write_table(cases: list[Case], seconds: float) -> Path:
     lines = [
         "# Every Triton kernel compiled for sm_80 and sm_90, without a GPU",
         "",
-        f"Command: `make kernels-compile` (`python -m kernels.gpu_compile`), {len(cases)} compilations in "
-        f"{seconds:.0f} s; triton {triton.__version__}, ptxas ({ptxas}). Kernel sources: `{source_hash()}`.",
+        f"Command: `make kernels-compile` (`python experiments/scripts/compile_kernels.py --write`), {len(cases)} "
+        f"compilations; triton {triton.__version__}, ptxas ({ptxas}). Kernel sources: `{source_hash()}`.",
         f"Limits: shared memory per block {TARGETS['sm_80'][1]} B (sm_80) / {TARGETS['sm_90'][1]} B (sm_90), "
-        f"spills <= {SPILL_BUDGET} B per thread (kernels/gpu_compile.py says why). Failures: {len(failed)}.",
+        f"spills <= {SPILL_BUDGET} B per thread (experiments/scripts/compile_kernels.py says why). "
+        f"Failures: {len(failed)}.",
         "",
         "Every case (kernel, target, dtype, config, shared bytes, registers, spills): `kernels_compile.csv`.",
         "The largest figures per kernel and target:",
@@ -330,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="only the largest tile of each kernel")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    add_output_arguments(parser, "kernels_compile", per_machine=False)
     args = parser.parse_args(argv)
     if runtime.INTERPRETING:
         print("error: unset TRITON_INTERPRET: the interpreter's kernels cannot be compiled for a GPU", file=sys.stderr)
@@ -352,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.get('spills', ''):>5}  {c.describe()}" + (f"  FAILED: {r['error']}" if r["error"] else "")
         )
     if not args.sample:
-        print(f"wrote {write_table(cases, seconds)}")
+        print(f"wrote {write_table(cases, output_dir(args))}")
     print(f"{len(cases)} compilations in {seconds:.0f} s, {len(failed)} failed")
     return 1 if failed else 0
 

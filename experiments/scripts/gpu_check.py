@@ -1,10 +1,10 @@
 """Everything only a GPU shows, in one run: `make gpu-check` (quick mode: `make gpu-check ARGS=--quick`).
 
-Writes experiments/gpu/<device>/:
+With --write, into the committed record experiments/gpu/<device>/ (else the same path under outputs/):
     kernel-tests.txt     tests/test_kernels.py and tests/test_compile.py with the kernels compiled (not
                          interpreted): every numeric mode and autotune config; the model through torch.compile
-    attention/           bench_attention: eager, sdpa, triton_naive, triton; fwd and fwd+bwd; causal bf16;
-                         head_dim 64 and 128; T = 512 ... 16384 (quick: T = 4096); ms, TFLOP/s, peak memory
+    ../../attention/<device>/  bench_attention (its own topic's folder): eager, sdpa, triton_naive, triton; fwd
+                         and fwd+bwd; causal bf16; head_dim 64, 128; T = 512 ... 16384 (quick: 4096)
     launch-overhead.txt  bench_launch_overhead: the host's time to issue a call against the GPU's, per backend
     profile-T1024.txt    torch.profiler of sdpa and triton at T = 1024 (not in quick mode)
     training/            the 6 x 6 x 384 GPT at block 256, same seed, kernel=eager, sdpa, triton: report.md
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / ".whl"
 TRAINING_STEPS = {False: 500, True: 150}  # by quick mode
 LONG_CONTEXT_STEPS = {False: 300, True: 40}
@@ -149,8 +149,10 @@ def train_backends(name: str, overrides: list[str], out: Path, env: dict, steps:
 
 def summaries(sweep: Path) -> dict[str, dict]:
     """kernel -> summary.json of each finished run of a backends sweep."""
+    from gpt.run_dirs import SUMMARY
+
     found = {}
-    for path in sorted(sweep.glob("*/summary.json")):
+    for path in sorted(sweep.glob(f"*/{SUMMARY}")):
         summary = json.loads(path.read_text())
         found[summary["kernel"]] = summary
     return found
@@ -180,7 +182,7 @@ TRAININGS = {  # sweep dir -> what it trains
 }
 
 
-def goals(out: Path) -> list[str]:
+def goals(out: Path, attention: Path) -> list[str]:
     """The goals of the flash-attention work, each read off the figures just measured (- where not measured)."""
     rows = ["| goal | measured | met |", "| --- | --- | --- |"]
 
@@ -198,7 +200,7 @@ def goals(out: Path) -> list[str]:
     goal("host time to issue one forward+backward (B=64 H=6 T=256 D=64): triton <= 1.2x sdpa",
          f"{found[0]}x" if found else "-", float(found[0]) <= 1.2 if found else None)  # fmt: skip
     for D in (64, 128):
-        ms = read_curves(out / "attention", D, "ms")
+        ms = read_curves(attention, D, "ms")
         if ms is None:
             continue
         short, long = [T for T in ms.index if 1024 <= T <= 2048], [T for T in ms.index if T >= 4096]
@@ -220,7 +222,7 @@ def goals(out: Path) -> list[str]:
     return rows
 
 
-def summarise(out: Path, device: str, results: dict, command: str) -> Path:
+def summarise(out: Path, attention: Path, device: str, results: dict, command: str) -> Path:
     """SUMMARY.md: each step's outcome, the goals, the attention tables and the training tables."""
     lines = [
         f"# GPU check on {device}",
@@ -233,10 +235,9 @@ def summarise(out: Path, device: str, results: dict, command: str) -> Path:
         "",
         "## Goals",
         "",
-        *goals(out),
+        *goals(out, attention),
         "",
     ]
-    attention = out / "attention"
     for D in (64, 128):
         ms, memory = read_curves(attention, D, "ms"), read_curves(attention, D, "memory")
         if ms is None:
@@ -287,6 +288,7 @@ def main() -> int:
         "training, compile, cudagraphs, phase, long)",
     )
     parser.add_argument("--quick", action="store_true", help="every goal's figure at a smaller budget (docstring)")
+    parser.add_argument("--write", action="store_true", help="into experiments/, the committed record (else outputs/)")
     args = parser.parse_args()
     import torch
 
@@ -299,9 +301,9 @@ def main() -> int:
         return 2
     env = ensure_packages()
     sys.path.insert(0, str(REPO))  # the bare GPU machines run this without the editable install
-    from gpt.machine import describe_machine, machine_slug
+    from gpt.machine import describe_machine, results_dir
 
-    out = REPO / "experiments" / "gpu" / machine_slug()
+    out, attention = results_dir("gpu", args.write), results_dir("attention", args.write)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"  # each step's last outcome, so that one step can be rerun alone
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
@@ -330,9 +332,8 @@ def main() -> int:
             "attention benchmark",
             [
                 sys.executable,
-                "experiments/bench_attention.py",
-                "--out",
-                str((out / "attention").relative_to(REPO)),
+                "experiments/scripts/bench_attention.py",
+                *(["--write"] if args.write else []),
                 *lengths,
             ],
             env,
@@ -341,7 +342,7 @@ def main() -> int:
         ),
         "launch overhead": lambda: run(
             "launch overhead",
-            [sys.executable, "experiments/bench_launch_overhead.py", *(["--calls", "50"] if quick else [])],
+            [sys.executable, "experiments/scripts/bench_launch_overhead.py", *(["--calls", "50"] if quick else [])],
             env,
             out / "launch-overhead.txt",
             timeout=120,
@@ -380,7 +381,7 @@ def main() -> int:
             results[step] = execute()
             results_file.write_text(json.dumps(results, indent=1) + "\n")
     command = "make gpu-check" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    summary = summarise(out, describe_machine(), results, command)
+    summary = summarise(out, attention, describe_machine(), results, command)
     print(f"\n{summary.read_text()}")
     return 0 if all(results.values()) else 1
 

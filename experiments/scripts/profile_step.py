@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over steps of any composed config, on the GPU if there is one.
 
-    python experiments/profile_step.py [--steps 10] [OVERRIDES ...]      e.g. +experiment=backends model=modern
+    python experiments/scripts/profile_step.py [--steps 10] [OVERRIDES ...]      e.g. +experiment=backends model=modern
 
 Builds the model, the optimiser (as the harness builds it: gpt/optim.py, fused AdamW) and the training batches of
 the composed config, runs 5 warm-up steps, times --steps steps without the profiler (ms per step) and the
@@ -12,17 +12,12 @@ backward pass, clipping at trainer.gradient_clip_val and the optimiser step: wha
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from torch.profiler import ProfilerActivity, profile
 
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.data import RandomWindows
