@@ -28,6 +28,7 @@ CHOICES = {
     "model.mlp": ("gelu", "relu2"),
     "optim.algorithm": ("adamw", "muon"),  # muon: Muon on the blocks' matrices, AdamW on the rest (gpt/optim.py)
     "optim.schedule": ("cosine", "wsd"),  # wsd: warmup, stable, then a linear decay over the last decay_fraction
+    "logger.wandb_mode": ("online", "offline", "disabled"),  # null: online where W&B credentials exist
 }
 # ... of the checkpoint commands (gpt.sample, gpt.evaluate, gpt.attention)
 DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU where there is one

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gpt.errors import UserError
+from gpt.errors import USER_ERRORS, UserError
 
 HYDRA_DIR = ".hydra"
 METRICS = "metrics.csv"
@@ -136,6 +137,21 @@ def run_subdir(resume: str | None, run_dir: str) -> str | None:
     `.hydra` for a new run, nowhere for a resumed one, whose `.hydra/` keeps describing how it was started."""
     hold(Path(run_dir))
     return None if resume else HYDRA_DIR
+
+
+@contextlib.contextmanager
+def removed_if_refused(run_dir: Path):
+    """A fresh run dir (claimed by this process) that a refusal leaves holding nothing but Hydra's config and log
+    is removed, so that resume=auto and reports never take it for a run; anything a run wrote keeps it."""
+    try:
+        yield
+    except USER_ERRORS:
+        fresh = any(Path(claimed).resolve() == run_dir.resolve() for claimed in _CLAIMED.values())
+        if fresh and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log"}:
+            shutil.rmtree(run_dir)
+            with contextlib.suppress(OSError):  # the day's folder, if this was its only run
+                run_dir.parent.rmdir()
+        raise
 
 
 @contextlib.contextmanager

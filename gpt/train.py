@@ -20,21 +20,22 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gpt.entry import hydra_command
-from gpt.run_dirs import exclusive
+from gpt.run_dirs import exclusive, removed_if_refused
 from gpt.sweep import run_sweep_job
 from gpt.validation import check_config
 
 
 def train(cfg: DictConfig) -> dict:
     """Check the config, then train one run in Hydra's run dir, which this process holds until the run ends.
-    Returns the run's summary (also written to summary.json)."""
-    check_config(cfg)
-    from gpt.training import train_in  # torch, Lightning, W&B: loaded once the config is known to be good
-
+    Returns the run's summary (also written to summary.json). A run refused before it trains leaves no run dir."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    with exclusive(run_dir):
-        return train_in(run_dir, cfg, phase=hydra_config.runtime.choices["model"])
+    with removed_if_refused(run_dir):
+        check_config(cfg)
+        from gpt.training import train_in  # torch, Lightning, W&B: loaded once the config is known to be good
+
+        with exclusive(run_dir):
+            return train_in(run_dir, cfg, phase=hydra_config.runtime.choices["model"])
 
 
 @hydra_command("config")

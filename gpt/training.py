@@ -44,6 +44,7 @@ from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, generate_text
+from gpt.validation import has_wandb_credentials
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -65,10 +66,7 @@ def wandb_mode(requested: str | None) -> str:
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    import wandb  # only for runs that log to W&B
-
-    # W&B's own lookup (WANDB_API_KEY, its settings, ~/.netrc or $NETRC), without prompting or a server call
-    return "online" if wandb.login(verify=False, prompt=False) else "offline"
+    return "online" if has_wandb_credentials() else "offline"
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) -> list:

@@ -7,6 +7,7 @@ Every numeric option has a range (RANGES); the attention backend is checked agai
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -110,9 +111,22 @@ def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> 
             raise UserError(f"{key}={value}: {allowed.describe()}")
 
 
+def has_wandb_credentials() -> bool:
+    """W&B's own lookup (WANDB_API_KEY, its settings, ~/.netrc or $NETRC), without a prompt or a server call."""
+    import wandb  # only where a run logs to W&B
+
+    return bool(wandb.login(verify=False, prompt=False))
+
+
 def check_machine(cfg: DictConfig) -> None:
-    """What this machine must have for the run: a GPU where the trainer asks for one. A sweep checks it once,
-    before its first job (gpt.sweep)."""
+    """What this machine must have for the run: a GPU where the trainer asks for one, W&B credentials where the
+    run is to log online. A sweep checks it once, before its first job (gpt.sweep)."""
+    online = cfg.logger.wandb and (cfg.logger.wandb_mode or os.environ.get("WANDB_MODE")) == "online"
+    if online and not has_wandb_credentials():
+        raise UserError(
+            "logger.wandb_mode=online: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or "
+            "logger.wandb_mode=offline, uploaded later with make sync"
+        )
     if cfg.trainer.accelerator in ("gpu", "cuda"):
         import torch  # only where a run wants a GPU: every other config error answers before torch loads
 
@@ -130,19 +144,25 @@ def check_config(cfg: DictConfig) -> None:
     if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
         raise UserError(f"compile={cfg.compile}: allowed are false, true, {', '.join(COMPILE_MODES)}")
     check_machine(cfg)
-    if "backend" in cfg.model:  # the bigram phase has no attention
-        kernels.check_backend(cfg.kernel.backend, dropout_p=cfg.model.dropout)
     model = cfg.model
-    if "block_size" in model and cfg.data.block_size > model.block_size:
-        raise UserError(
-            f"data.block_size={cfg.data.block_size} is beyond the model's {model.block_size} positions "
-            f"(model.block_size); use data.block_size <= {model.block_size} or a larger model.block_size"
-        )
     if "n_head" in model and model.n_embd % model.n_head:
         divisors = [h for h in range(1, model.n_embd + 1) if model.n_embd % h == 0]
         raise UserError(
             f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}; "
             f"n_head may be one of {divisors}"
+        )
+    if "backend" in model:  # the bigram phase has no attention
+        head_dim = model.n_embd // model.get("n_head", 1)
+        kernels.check_backend(cfg.kernel.backend, dropout_p=model.dropout, head_dim=head_dim)
+    elif cfg.optim.algorithm == "muon":
+        raise UserError(
+            "optim.algorithm=muon with model=bigram: Muon trains the hidden weight matrices of attention layers, "
+            "and the bigram has none (one table); use optim.algorithm=adamw"
+        )
+    if "block_size" in model and cfg.data.block_size > model.block_size:
+        raise UserError(
+            f"data.block_size={cfg.data.block_size} is beyond the model's {model.block_size} positions "
+            f"(model.block_size); use data.block_size <= {model.block_size} or a larger model.block_size"
         )
     if cfg.inspect.stride is not None and cfg.inspect.stride > cfg.data.block_size:
         raise UserError(

@@ -27,6 +27,7 @@ class Backend:
     function: str  # "module:function", taking (q, k, v, causal=..., [dropout_p=...])
     summary: str
     triton: bool = False  # Triton kernels: need a CUDA GPU or TRITON_INTERPRET=1, and have no attention dropout
+    whole_head_tiles: bool = False  # its tiles hold a whole head: head_dim up to triton_runtime.MAX_HEAD_DIM
 
     @property
     def has_dropout(self) -> bool:
@@ -61,6 +62,7 @@ BACKENDS = {
             "kernels.flash_attention:flash_attention",
             "flash attention in Triton: tiled online softmax, O(T) memory, recomputing backward",
             triton=True,
+            whole_head_tiles=True,
         ),
     )
 }
@@ -90,14 +92,29 @@ def lookup(name: str, dropout_p: float = 0.0) -> Backend:
     return backend
 
 
-def check_backend(name: str, dropout_p: float = 0.0) -> Backend:
-    """`lookup`, and the backend can run on this machine (checked before a run starts, not at its first step)."""
+def check_backend(name: str, dropout_p: float = 0.0, head_dim: int | None = None) -> Backend:
+    """`lookup`, and the backend can run on this machine and take this head_dim (checked before a run starts, not
+    at its first step)."""
     backend = lookup(name, dropout_p)
     if backend.triton:
         from kernels.triton_runtime import check_can_run  # torch and triton: only for a Triton backend
 
         check_can_run(f"kernel={name}")
+    if head_dim is not None:
+        check_head_dim(name, head_dim)
     return backend
+
+
+def check_head_dim(name: str, head_dim: int) -> None:
+    """Refuse, in one line, a head_dim the backend's tiles cannot hold."""
+    if lookup(name).whole_head_tiles:
+        from kernels.triton_runtime import MAX_HEAD_DIM
+
+        if head_dim > MAX_HEAD_DIM:
+            raise KernelUnavailableError(
+                f"kernel={name} supports head_dim up to {MAX_HEAD_DIM} (its tiles must fit in a GPU's shared memory); "
+                f"got head_dim {head_dim}: use more heads (model.n_head), or kernel=sdpa / kernel=eager"
+            )
 
 
 def attention(

@@ -36,6 +36,7 @@ import math
 
 import torch
 
+import kernels
 from kernels.custom_op import attention_op
 from kernels.triton_runtime import (
     MAX_HEAD_DIM,
@@ -282,12 +283,10 @@ def launch_args(q: torch.Tensor, causal: bool) -> dict:
             "BLOCK_D": max(16, triton.next_power_of_2(D))}  # tl.dot needs >= 16; dims past D are masked to 0
 
 
-def check_shape(name: str, q: torch.Tensor) -> None:
+def check_shape(q: torch.Tensor) -> None:
     """Refuse, in one line, what the kernels cannot compile for."""
-    check_dtype(name, q)
-    if q.size(-1) > MAX_HEAD_DIM:
-        raise ValueError(f"{name} supports head_dim up to {MAX_HEAD_DIM} (its tiles must fit in a GPU's shared "
-                         f"memory); got head_dim {q.size(-1)}: use more heads, or kernel=sdpa / kernel=eager")
+    check_dtype("kernel=triton", q)
+    kernels.check_head_dim("triton", q.size(-1))
 
 
 def _tuning_key(q: torch.Tensor, constexprs: dict) -> tuple:
@@ -342,5 +341,5 @@ attend = attention_op("flash_attention", forward, backward, fake_forward)
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """Attention over (batch, heads, T, head_dim) tensors of any strides; memory O(T), not O(T^2)."""
     check_can_run("kernel=triton", q, k, v)
-    check_shape("kernel=triton", q)
+    check_shape(q)
     return attend(q, k, v, causal)

@@ -112,3 +112,27 @@ def test_the_allowed_spellings_are_the_ones_the_code_implements():
 
     assert gpt.config.CHOICES["model.mlp"] == tuple(ACTIVATIONS)
     assert gpt.config.CHOICES["trainer.precision"] == gpt.config.PRECISIONS
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (["model=bigram", "optim.algorithm=muon"], ["optim.algorithm=muon with model=bigram", "optim.algorithm=adamw"]),
+        (
+            ["kernel=triton", "model.n_embd=256", "model.n_head=1"],
+            ["kernel=triton", "head_dim up to 128", "got head_dim 256"],
+        ),
+        (["logger=default", "logger.wandb_mode=online"], ["logger.wandb_mode=online", "no W&B credentials"]),
+        (["logger.wandb_mode=live"], ["logger.wandb_mode=live", "allowed are online, offline, disabled"]),
+        (["model.n_head=5"], ["model.n_head=5"]),
+    ],
+)
+def test_refusals_come_before_training_in_one_line_and_leave_no_run(overrides, fragments, tmp_path):
+    """Options that used to fail only once a module, an optimiser, a logger or a kernel met the data: one line, exit 2,
+    and nothing under runs_dir that resume=auto or a report would take for a run."""
+    no_credentials = {"WANDB_API_KEY": None, "NETRC": str(tmp_path / "no-netrc"), "WANDB_MODE": None,
+                      "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config")}  # fmt: skip
+    result = run_entry("gpt.train", *overrides, f"runs_dir={tmp_path / 'outputs'}", env=no_credentials)
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 2
+    assert not list((tmp_path / "outputs").rglob("*"))
