@@ -1,38 +1,29 @@
 """The corpus, found or fetched, and the Lightning data module that serves windows of it.
 
-Training batches are random windows of `block_size + 1` characters (inputs and the same window shifted by
-one as targets), as in the original notebook. Batch number `i` is a pure function of (seed, rank, i), so a
-resumed run sees exactly the batches the uninterrupted run would have. Validation uses a fixed set of
-windows drawn with a fixed seed, so val loss is comparable across runs and seeds.
+The text is tokenized once and memory-mapped after (gpt/token_cache.py): a run reads only the windows it draws,
+whatever the corpus's size. Training batches are random windows of `block_size + 1` characters (inputs and the
+same window shifted by one as targets), as in the original notebook. Batch number `i` is a pure function of
+(seed, rank, i), so a resumed run sees exactly the batches the uninterrupted run would have. Validation uses a
+fixed set of windows drawn with a fixed seed, so val loss is comparable across runs and seeds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import urllib.request
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from gpt.errors import UserError
+from gpt.token_cache import cache_dir, encoded_corpus, text_sha256
 from gpt.tokenizer import CharTokenizer
 
 VAL_SEED = 0  # the validation windows never change with the run's seed
-
-
-def cache_dir() -> Path:
-    """Where a downloaded corpus is kept: $GPT_CACHE_DIR, else $XDG_CACHE_HOME/gpt-harness."""
-    if os.environ.get("GPT_CACHE_DIR"):
-        return Path(os.environ["GPT_CACHE_DIR"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "gpt-harness"
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def resolve_corpus(name: str, path: str | None, url: str | None, sha256: str | None) -> Path:
@@ -60,7 +51,7 @@ def resolve_corpus(name: str, path: str | None, url: str | None, sha256: str | N
 
 
 def _checked(path: Path, sha256: str | None, source: str) -> Path:
-    if sha256 and (got := sha256_of(path)) != sha256:
+    if sha256 and (got := text_sha256(path)) != sha256:
         raise UserError(
             f"{path} (from {source}) has sha256 {got[:12]}..., expected {sha256[:12]}...: the file is corrupt or a "
             "different text; fetch it again, or train on your own text with data=text data.path=FILE"
@@ -78,22 +69,6 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
     return dest
 
 
-def load_text(path: Path) -> str:
-    """Read a UTF-8 text corpus, refusing empty, binary and non-UTF-8 files with a clear message."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the corpus ({exc.strerror}); check its permissions") from None
-    if not raw.strip():
-        raise UserError(f"{path}: the corpus is empty; give a UTF-8 text file")
-    if b"\x00" in raw:
-        raise UserError(f"{path}: contains NUL bytes, so it is binary, not text; give a UTF-8 text file")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); give a UTF-8 text file") from None
-
-
 def split(data, train_fraction: float):
     """The contiguous split of a corpus (a string or its token ids): the first train_fraction trains, the rest
     validates."""
@@ -101,9 +76,16 @@ def split(data, train_fraction: float):
     return data[:n_train], data[n_train:]
 
 
-def window_batch(data: torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def gather(data: np.ndarray | torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """data[index] as int64 token ids, from a token memmap (only the entries indexed are read) or a tensor."""
+    if isinstance(data, torch.Tensor):
+        return data[index].long()
+    return torch.from_numpy(data[index.numpy()].astype(np.int64))
+
+
+def window_batch(data: np.ndarray | torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, ...]:
     """Inputs data[s : s+T] and targets data[s+1 : s+T+1] for every start s."""
-    windows = data[starts[:, None] + torch.arange(block_size + 1)]
+    windows = gather(data, starts[:, None] + torch.arange(block_size + 1))
     return windows[:, :-1], windows[:, 1:]
 
 
@@ -115,7 +97,7 @@ class RandomWindows(IterableDataset):
 
     def __init__(
         self,
-        data: torch.Tensor,
+        data: np.ndarray,
         block_size: int,
         batch_size: int,
         seed: int,
@@ -170,10 +152,8 @@ class CharDataModule(L.LightningDataModule):
         if self.tokenizer is not None:  # already set up (train.py does it early to learn the vocabulary)
             return
         corpus = resolve_corpus(self.name, self.path, self.url, self.sha256)
-        text = load_text(corpus)
-        self.tokenizer = CharTokenizer.from_text(text)
-        data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
-        self.train_data, self.val_data = split(data, self.train_fraction)
+        tokens, self.tokenizer = encoded_corpus(corpus)
+        self.train_data, self.val_data = split(tokens, self.train_fraction)
         for split_name, part, key, windows in (
             ("train", self.train_data, "batch_size", self.batch_size),
             ("validation", self.val_data, "val_windows", self.val_windows),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from omegaconf import DictConfig
 
 from gpt.errors import UnknownCharacterError, UserError
@@ -56,12 +57,15 @@ def window_ends(n_targets: int, block_size: int, stride: int) -> list[int]:
 
 
 def evaluate_ids(
-    model: LanguageModel, ids: torch.Tensor, stride: int | None = None, batch_tokens: int = 2048
+    model: LanguageModel, ids: np.ndarray | torch.Tensor, stride: int | None = None, batch_tokens: int = 2048
 ) -> Evaluation:
-    """The mean loss of predicting ids[1:] from strided windows of ids (1-D token ids), in the model's dtype, with
-    the sum kept in float64; about batch_tokens positions per forward pass (larger is slower on a CPU)."""
+    """The mean loss of predicting ids[1:] from strided windows of ids (1-D token ids: a token memmap, of which only
+    the windows are read, or a tensor), in the model's dtype, with the sum kept in float64; about batch_tokens
+    positions per forward pass (larger is slower on a CPU)."""
     import torch
     import torch.nn.functional as F
+
+    from gpt.data import gather
 
     if len(ids) < 2:
         raise UserError(f"the split has {len(ids)} character(s): nothing to predict; give a longer text")
@@ -71,36 +75,42 @@ def evaluate_ids(
     ends = torch.tensor(window_ends(len(ids) - 1, block, stride))
     scored = ends - torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])  # new characters per window
     device = next(model.parameters()).device
-    ids, positions = ids.to(device), torch.arange(block + 1, device=device)
+    positions = torch.arange(block + 1)
     total = torch.zeros((), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             for first in range(0, len(ends), batch_size):
-                end, new = ends[first : first + batch_size].to(device), scored[first : first + batch_size].to(device)
-                windows = ids[(end - block)[:, None] + positions]  # (windows, block + 1)
+                end, new = ends[first : first + batch_size], scored[first : first + batch_size]
+                windows = gather(ids, (end - block)[:, None] + positions).to(device)  # (windows, block + 1)
                 logits = model.logits(windows[:, :-1])
                 losses = F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten(), reduction="none")
-                keep = positions[None, :block] >= block - new[:, None]  # each window's last `new` positions
+                keep = (positions[None, :block] >= block - new[:, None]).to(device)  # each window's last `new`
                 total += losses.view(len(end), block)[keep].sum(dtype=torch.float64)
     finally:
         model.train(was_training)
     return Evaluation(loss=total.item() / (len(ids) - 1), characters=len(ids) - 1, stride=stride)
 
 
-def split_ids(data: DictConfig, split_name: str, tokenizer) -> tuple[Path, torch.Tensor]:
-    """The corpus file, and the token ids of its split `split_name` in the checkpoint's vocabulary."""
-    import torch
-
-    from gpt.data import load_text, resolve_corpus, split
+def split_ids(data: DictConfig, split_name: str, tokenizer: CharTokenizer) -> tuple[Path, np.ndarray]:
+    """The corpus file, and the token ids of its split `split_name` in the checkpoint's vocabulary: the corpus's
+    cached tokens (gpt/token_cache.py) as they are where the vocabularies agree, else mapped to the checkpoint's."""
+    from gpt.data import resolve_corpus, split
+    from gpt.token_cache import encoded_corpus
 
     corpus = resolve_corpus(data.name, data.path, data.url, data.sha256)
-    text = dict(zip(("train", "val"), split(load_text(corpus), data.train_fraction), strict=True))[split_name]
+    tokens, own = encoded_corpus(corpus)
+    part = dict(zip(("train", "val"), split(tokens, data.train_fraction), strict=True))[split_name]
+    if own.chars == tokenizer.chars:
+        return corpus, part
+    present = np.bincount(part, minlength=own.vocab_size) > 0
     try:
-        return corpus, torch.tensor(tokenizer.encode(text), dtype=torch.long)
+        tokenizer.encode("".join(c for c, used in zip(own.chars, present, strict=True) if used))
     except UserError as exc:
         raise UserError(f"the {split_name} split of {corpus}: {exc}") from None
+    index = {c: i for i, c in enumerate(tokenizer.chars)}
+    return corpus, np.array([index.get(c, 0) for c in own.chars], dtype=np.int64)[part]
 
 
 FIRST_LINE = "Well, Prince, so Genoa and Lucca are now just family estates of the Buonapartes."  # War and Peace

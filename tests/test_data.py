@@ -5,8 +5,9 @@ import hashlib
 import pytest
 import torch
 
-from gpt.data import CharDataModule, RandomWindows, load_text, resolve_corpus, window_batch
+from gpt.data import CharDataModule, RandomWindows, resolve_corpus, window_batch
 from gpt.errors import UserError
+from gpt.token_cache import encoded_corpus
 
 WAP_SHA256 = "7443fdc978a9f769928898ea75db4096f755fd6972f4b133ca1fcba072eb0c80"
 
@@ -66,11 +67,12 @@ def test_corrupt_corpus_is_refused(no_corpus_env, tmp_path, war_and_peace):
         (b"caf\xe9 au lait", "not valid UTF-8"),
     ],
 )
-def test_unusable_text_is_refused(tmp_path, content, complaint):
+def test_unusable_text_is_refused(tmp_path, content, complaint, monkeypatch):
+    monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
     with pytest.raises(UserError, match=complaint):
-        load_text(path)
+        encoded_corpus(path)
 
 
 def test_windows_are_shifted_by_one():
