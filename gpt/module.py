@@ -39,9 +39,12 @@ class LanguageModelModule(L.LightningModule):
 
     def loss(self, batch) -> torch.Tensor:
         """The batch's mean cross-entropy, through the compiled forward where there is one."""
-        torch.compiler.cudagraph_mark_step_begin()  # under CUDA graphs: the last step's outputs may be reused
-        _, loss = (self.compiled_forward or self.model)(*batch)
-        return loss
+        if self.compiled_forward is None:
+            return self.model(*batch)[1]
+        # under CUDA graphs the last step's outputs may be overwritten from here on (a no-op otherwise; it imports
+        # torch._inductor, ~1 s, hence only here)
+        torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled_forward(*batch)[1]
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
