@@ -125,18 +125,22 @@ def test_muons_update_is_orthogonalised_and_sized_like_adamws():
     assert all(torch.allclose(move, torch.full_like(move, lr), rtol=1e-3) for move in adamw_moves)
 
 
-def test_the_wsd_schedule_warms_up_holds_then_decays_linearly():
-    model = build()
+def schedule_rates(schedule: str, decay_fraction: float) -> list[float]:
+    """The learning rate before each of 20 steps and after the last: peak 1, 4 warmup steps, floor 0.1."""
     opt = {"algorithm": "adamw", "lr": 1.0, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0,
-           "warmup_steps": 4, "schedule": "wsd", "decay_fraction": 0.5, "min_lr_ratio": 0.1}  # fmt: skip
-    optimizer = build_optimizer(model, opt)
-    schedule = build_schedule(optimizer, opt, max_steps=20)
+           "warmup_steps": 4, "schedule": schedule, "decay_fraction": decay_fraction, "min_lr_ratio": 0.1}  # fmt: skip
+    optimizer = build_optimizer(build(), opt)
+    steps = build_schedule(optimizer, opt, max_steps=20)
     rates = []
     for _ in range(20):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        schedule.step()
-    rates.append(optimizer.param_groups[0]["lr"])
+        steps.step()
+    return [*rates, optimizer.param_groups[0]["lr"]]
+
+
+def test_the_wsd_schedule_warms_up_holds_then_decays_linearly():
+    rates = schedule_rates("wsd", decay_fraction=0.5)
     assert rates[0] == pytest.approx(1 / 5) and rates[4] == pytest.approx(1.0)  # linear warmup
     assert rates[4:11] == pytest.approx([1.0] * 7)  # stable until the last half
     assert rates[20] == pytest.approx(0.1)  # decayed to lr * min_lr_ratio at the last step
@@ -145,17 +149,7 @@ def test_the_wsd_schedule_warms_up_holds_then_decays_linearly():
 
 
 def test_the_cosine_schedule_warms_up_then_follows_half_a_cosine_to_its_floor():
-    model = build()
-    opt = {"algorithm": "adamw", "lr": 1.0, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0,
-           "warmup_steps": 4, "schedule": "cosine", "decay_fraction": 0.25, "min_lr_ratio": 0.1}  # fmt: skip
-    optimizer = build_optimizer(model, opt)
-    schedule = build_schedule(optimizer, opt, max_steps=20)
-    rates = []
-    for _ in range(20):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    rates.append(optimizer.param_groups[0]["lr"])
+    rates = schedule_rates("cosine", decay_fraction=0.25)  # (wsd's fraction, which cosine ignores)
     assert rates[:5] == pytest.approx([1 / 5, 2 / 5, 3 / 5, 4 / 5, 1.0])  # linear warmup to the peak
     cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 16)) / 2 for t in range(17)]  # 16 steps from peak to floor
     assert rates[4:] == pytest.approx(cosine)
