@@ -5,7 +5,8 @@ The layers, each importing only the ones below it:
     commands      gpt.train, gpt.sample, gpt.evaluate, gpt.attention    one Hydra task each (gpt.entry.hydra_command),
                   gpt.report, gpt.workspace                              thin: options in, library calls, lines out
     running       gpt.training (one run: data, module, Trainer, loggers, summary), gpt.sweep (a multirun's jobs
-                  and report), gpt.callbacks, gpt.module (the LightningModule), gpt.data (the LightningDataModule)
+                  and report), gpt.reporting (the report of any folder of runs), gpt.callbacks, gpt.module (the
+                  LightningModule), gpt.data (the LightningDataModule, over gpt.token_cache)
     library       gpt.checkpoints (read, load on a device, resume checks), gpt.inspection (whole-split loss,
                   attention maps), gpt.sampling, gpt.optim, gpt.tokenizer, gpt.run_dirs (the run-dir layout),
                   gpt.machine (which machine, where its figures go)

@@ -54,7 +54,7 @@ class ReportAfterSweep(Callback):
             check_machine(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from gpt.report import write_report  # matplotlib is only needed here
+        from gpt.reporting import write_report  # matplotlib is only needed here
 
         sweep_dir = Path(config.hydra.sweep.dir)
         report = write_report(sweep_dir)

@@ -5,7 +5,7 @@
     python -m gpt.workspace --entity ME --dry-run               # print the panels; saves nothing
 
 Saving needs a W&B account (`wandb login`) and the runs uploaded (`make sync`, or trained online). The same
-comparison is always available offline as the sweep's report.md (gpt/report.py).
+comparison is always available offline as the sweep's report.md (gpt/reporting.py).
 """
 
 from __future__ import annotations

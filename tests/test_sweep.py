@@ -18,7 +18,7 @@ from hydra.core.override_parser.types import Glob
 from omegaconf import OmegaConf
 
 from gpt.config import register_configs
-from gpt.report import Run, ablation_table
+from gpt.reporting import Run, ablation_table
 from gpt.validation import check_config
 from gpt.workspace import build_workspace
 
