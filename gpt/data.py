@@ -97,7 +97,7 @@ class RandomWindows(IterableDataset):
 
     def __init__(
         self,
-        data: np.ndarray,
+        data: np.ndarray | torch.Tensor,  # a token memmap, or ids in memory
         block_size: int,
         batch_size: int,
         seed: int,
