@@ -8,8 +8,9 @@ The layers, each importing only the ones below it:
                   and report), gpt.reporting (the report of any folder of runs), gpt.callbacks, gpt.module (the
                   LightningModule), gpt.data (the LightningDataModule, over gpt.token_cache)
     library       gpt.checkpoints (read, load on a device, resume checks), gpt.inspection (whole-split loss,
-                  attention maps), gpt.sampling, gpt.optim, gpt.tokenizer, gpt.run_dirs (the run-dir layout),
-                  gpt.machine (which machine, where its figures go)
+                  attention maps), gpt.sampling, gpt.optim, gpt.tokenizer (characters or bytes), gpt.run_dirs (the
+                  run-dir layout), gpt.machine (which machine, where its figures go), gpt.synthetic (stand-ins of
+                  the benchmark corpora' shape, for tests and benchmarks)
     configuration gpt.config (the schemas, the allowed values, PHASES; run-dir resolvers from gpt.run_dirs),
                   gpt.validation (the checks that run before anything heavy is imported), gpt.errors (one-line
                   errors); conf/ mirrors it
@@ -25,7 +26,8 @@ Where a new piece goes, and the files it touches:
 - an attention backend: its function in kernels/<name>.py and one Backend line in kernels/__init__.py's
   BACKENDS, plus conf/kernel/<name>.yaml; a Triton one goes through kernels.custom_op.attention_op (eager calls
   and torch.compile alike), and tests/test_kernels.py and tests/test_compile.py parametrise over BACKENDS.
-- a preset: conf/experiment/<name>.yaml (`# @package _global_`, a `name:` and the sweep's params).
+- a preset: conf/experiment/<name>.yaml (`# @package _global_`, a `name:` and the sweep's params); a corpus:
+  conf/data/<name>.yaml (its url, sha256, tokenizer and split fractions).
 - a way to look inside a model: a function in gpt.inspection, called at the end of training (gpt.training,
   cfg.inspect) and, when it needs a command of its own, a thin module beside gpt/attention.py with its
   conf/<name>.yaml.

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from gpt.checkpoints import load_checkpoint
 from gpt.entry import hydra_command
-from gpt.inspection import default_passage, save_attention_maps
+from gpt.inspection import default_passage, passage_ids, save_attention_maps
 from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
 
 
@@ -22,7 +22,8 @@ def main(cfg: DictConfig) -> None:
     module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
     text = cfg.text if cfg.text is not None else default_passage(module.tokenizer, module.model.block_size)
     title = f"{Path(cfg.ckpt).name}: {text!r}"
-    print(save_attention_maps(module.model, module.tokenizer, text, Path(cfg.out), title))
+    ids = passage_ids(text, module.tokenizer, module.model.block_size)
+    print(save_attention_maps(module.model, module.tokenizer, ids, Path(cfg.out), title))
 
 
 if __name__ == "__main__":

@@ -80,8 +80,8 @@ def reading_backend(requested: str | None, saved: str, device: str) -> str:
     return saved
 
 
-def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, vocab: str) -> None:
-    """The checkpoint was trained with this model, on this vocabulary, towards this many steps."""
+def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer) -> None:
+    """The checkpoint was trained with this model, on this tokenizer and vocabulary, towards this many steps."""
     saved = checkpoint["hyper_parameters"]
     model = OmegaConf.to_container(cfg.model, resolve=True)
     differences = [
@@ -91,7 +91,9 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, voc
     ]  # the kernel may change: same weights
     if saved["model"].get("_target_") != model["_target_"]:
         differences = [f"it holds a {saved['model'].get('_target_')}, this run builds a {model['_target_']}"]
-    if saved["vocab"] != vocab:
+    if saved.get("tokenizer", "chars") != tokenizer.name:
+        differences.append(f"data.tokenizer={saved.get('tokenizer', 'chars')} there, {tokenizer.name} here")
+    elif saved["vocab"] != tokenizer.vocab:
         differences.append("its vocabulary differs from this corpus's (another data= or data.path)")
     if saved["max_steps"] != cfg.trainer.max_steps:
         differences.append(

@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
 from gpt.run_dirs import claim_fresh_dir, resumed_run_dir, run_subdir
+from gpt.tokenizer import TOKENIZERS
 
 # The conf/ folder as an absolute path, for hydra.main: the console scripts then work from any directory.
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -29,10 +30,11 @@ CHOICES = {
     "optim.algorithm": ("adamw", "muon"),  # muon: Muon on the blocks' matrices, AdamW on the rest (gpt/optim.py)
     "optim.schedule": ("cosine", "wsd"),  # wsd: warmup, stable, then a linear decay over the last decay_fraction
     "logger.wandb_mode": ("online", "offline", "disabled"),  # null: online where W&B credentials exist
+    "data.tokenizer": TOKENIZERS,  # one token per character of the corpus, or per byte (gpt/tokenizer.py)
 }
 # ... of the checkpoint commands (gpt.sample, gpt.evaluate, gpt.attention)
 DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU where there is one
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")  # the order they come in the corpus (gpt.data.splits)
 # torch.compile's modes, as `compile=MODE`; compile=true is the first
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -91,10 +93,13 @@ class DataConfig:
     name: str = MISSING  # names the cache file, <cache_dir>/<name>.txt
     path: str | None = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
     url: str | None = None
-    sha256: str | None = None  # checked when given
+    archive_member: str | None = None  # where url is a zip archive: the corpus file inside it
+    sha256: str | None = None  # of the corpus file, checked when given
+    tokenizer: str = "chars"  # one of gpt.tokenizer.TOKENIZERS
     block_size: int = 128  # context length in characters
     batch_size: int = 64
-    train_fraction: float = 0.9  # contiguous split: the first 90% trains, the rest validates
+    train_fraction: float = 0.9  # contiguous splits: the first 90% trains, ...
+    test_fraction: float = 0.0  # ... the last test_fraction is the test split, and what lies between validates
     val_windows: int = 256  # fixed validation windows (drawn with a fixed seed)
     seed: int = II("seed")
 

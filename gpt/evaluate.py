@@ -1,4 +1,4 @@
-"""The loss over a whole split, every character predicted once: `python -m gpt.evaluate ckpt=PATH [split=val]`
+"""The loss over a whole split, every character predicted once: `python -m gpt.evaluate ckpt=PATH [split=val|test]`
 (also `gpt-evaluate`), in nats and in bits per character (how: gpt.inspection.evaluate_ids). By default the corpus
 and split the checkpoint was trained on; data=NAME picks another corpus, data.KEY=... changes one setting.
 """
@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from gpt.checkpoints import load_checkpoint
 from gpt.entry import hydra_command
 from gpt.errors import UserError
-from gpt.inspection import evaluate_ids, split_ids
+from gpt.inspection import check_split, evaluate_ids, split_ids
 from gpt.validation import EVALUATE_RANGES, check_allowed
 
 
@@ -38,6 +38,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.stride is not None and cfg.stride > block:
         raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")
     data = corpus_config(cfg, module.hparams.get("corpus"))
+    check_split(data, cfg.split)
     try:
         corpus, ids = split_ids(data, cfg.split, module.tokenizer)
     except UserError as exc:
@@ -45,9 +46,10 @@ def main(cfg: DictConfig) -> None:
             raise
         raise UserError(f"the checkpoint's corpus: {exc} (data.path=FILE or data=NAME gives another)") from None
     result = evaluate_ids(module.model, ids, cfg.stride, cfg.batch_tokens)
+    unit, units = module.tokenizer.unit, module.tokenizer.units
     print(
-        f"{cfg.split} split of {corpus}, {result.characters:,} characters scored (windows of {block}, stride "
-        f"{result.stride}): loss {result.loss:.4f} nats/char = {result.bits_per_character:.4f} bits/char"
+        f"{cfg.split} split of {corpus}, {result.characters:,} {units} scored (windows of {block}, stride "
+        f"{result.stride}): loss {result.loss:.4f} nats/{unit} = {result.bits_per_character:.4f} bits/{unit}"
     )
 
 

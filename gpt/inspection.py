@@ -34,9 +34,10 @@ from gpt.errors import UnknownCharacterError, UserError
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
     from gpt.models import LanguageModel
-    from gpt.tokenizer import CharTokenizer
+    from gpt.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,27 @@ def evaluate_ids(
     return Evaluation(loss=total.item() / (len(ids) - 1), characters=len(ids) - 1, stride=stride)
 
 
-def split_ids(data: DictConfig, split_name: str, tokenizer: CharTokenizer) -> tuple[Path, np.ndarray]:
-    """The corpus file, and the token ids of its split `split_name` in the checkpoint's vocabulary: the corpus's
-    cached tokens (gpt/token_cache.py) as they are where the vocabularies agree, else mapped to the checkpoint's."""
-    from gpt.data import resolve_corpus, split
+def check_split(data: DictConfig, split_name: str) -> None:
+    """split=test only where the corpus holds out a test split."""
+    if split_name == "test" and not data.get("test_fraction"):
+        raise UserError(
+            f"split=test: data={data.name} holds out no test split (data.test_fraction=0); allowed: train, val, or "
+            "a corpus with a test split (data=enwik8, data=text8, or data.test_fraction > 0 when training)"
+        )
+
+
+def split_ids(data: DictConfig, split_name: str, tokenizer: Tokenizer) -> tuple[Path, np.ndarray]:
+    """The corpus file, and the token ids of its split `split_name` in the checkpoint's tokenizer: the corpus's
+    cached tokens (gpt/token_cache.py) as they are where the vocabularies agree, else mapped to the checkpoint's.
+    `data` is a data config, or the corpus record of a checkpoint (older ones lack the later keys)."""
+    from gpt.data import resolve_corpus, splits
     from gpt.token_cache import encoded_corpus
 
-    corpus = resolve_corpus(data.name, data.path, data.url, data.sha256)
-    tokens, own = encoded_corpus(corpus)
-    part = dict(zip(("train", "val"), split(tokens, data.train_fraction), strict=True))[split_name]
-    if own.chars == tokenizer.chars:
+    check_split(data, split_name)
+    corpus = resolve_corpus(data.name, data.path, data.url, data.sha256, data.get("archive_member"))
+    tokens, own = encoded_corpus(corpus, tokenizer.name)
+    part = splits(tokens, data.train_fraction, data.get("test_fraction") or 0.0)[split_name]
+    if own.vocab == tokenizer.vocab:
         return corpus, part
     present = np.bincount(part, minlength=own.vocab_size) > 0
     try:
@@ -114,7 +126,6 @@ def split_ids(data: DictConfig, split_name: str, tokenizer: CharTokenizer) -> tu
 
 
 FIRST_LINE = "Well, Prince, so Genoa and Lucca are now just family estates of the Buonapartes."  # War and Peace
-SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # characters that would be invisible on an axis
 
 
 def attention_layers(model: LanguageModel) -> list:
@@ -152,26 +163,22 @@ def attention_maps(model: LanguageModel, idx: torch.Tensor) -> torch.Tensor:
     return torch.stack(maps).float().cpu()
 
 
-def draw_attention_maps(maps: torch.Tensor, text: str, path: Path, title: str) -> Path:
+def draw_attention_maps(maps: torch.Tensor, labels: list[str], title: str) -> Figure:
     """One panel per (layer, head), queries down and keys across, weights on a square-root colour scale (so
-    that weak attention still shows), the masked future blank."""
+    that weak attention still shows), the masked future blank; `labels` name the tokens on both axes. A figure of
+    its own, outside pyplot's state: a notebook shows it, a command saves it."""
     import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
 
     n_layers, n_heads, T, _ = maps.shape
     future = np.triu(np.ones((T, T), dtype=bool), k=1)  # keys a query cannot see: left blank
-    colours = plt.get_cmap("viridis").with_extremes(bad="white")
-    labels = [SHOWN.get(c, c) for c in text]
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     every = max(1, T // 48)  # at most ~48 labelled characters per axis
     ticks = list(range(0, T, every))
     panel = 1.2 + T / 16
-    fig, axes = plt.subplots(
-        n_layers, n_heads, figsize=(panel * n_heads, panel * n_layers + 0.6), squeeze=False, layout="constrained"
-    )
+    fig = Figure(figsize=(panel * n_heads, panel * n_layers + 0.6), layout="constrained")
+    axes = fig.subplots(n_layers, n_heads, squeeze=False)
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = axes[layer][head]
@@ -185,26 +192,22 @@ def draw_attention_maps(maps: torch.Tensor, text: str, path: Path, title: str) -
     axes[0][0].set_xlabel("key (attended to)", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def passage_ids(text: str, tokenizer: CharTokenizer, block_size: int) -> torch.Tensor:
-    import torch
-
+def passage_ids(text: str, tokenizer: Tokenizer, block_size: int) -> list[int]:
     if not text:
         raise UserError("text is empty: give a passage of 1 to block_size characters")
-    if len(text) > block_size:
+    ids = tokenizer.encode(text)
+    if len(ids) > block_size:
         raise UserError(
-            f"text has {len(text)} characters; the model attends over block_size={block_size} at most: give "
-            f"1 to {block_size} characters"
+            f"text has {len(ids)} {tokenizer.units}; the model attends over block_size={block_size} at most: give "
+            f"1 to {block_size} {tokenizer.units}"
         )
-    return torch.tensor([tokenizer.encode(text)], dtype=torch.long)
+    return ids
 
 
-def default_passage(tokenizer: CharTokenizer, block_size: int) -> str:
+def default_passage(tokenizer: Tokenizer, block_size: int) -> str:
     """War and Peace's first line, as much of it as the block holds, where the model knows its characters."""
     passage = FIRST_LINE[:block_size]
     try:
@@ -215,7 +218,17 @@ def default_passage(tokenizer: CharTokenizer, block_size: int) -> str:
     return passage
 
 
-def save_attention_maps(model: LanguageModel, tokenizer: CharTokenizer, text: str, path: Path, title: str) -> Path:
-    """Draw the attention maps of `model` for `text` into the PNG at path."""
-    idx = passage_ids(text, tokenizer, model.block_size).to(next(model.parameters()).device)
-    return draw_attention_maps(attention_maps(model, idx), text, path, title)
+def attention_figure(model: LanguageModel, tokenizer: Tokenizer, ids: list[int], title: str) -> Figure:
+    """The attention maps of `model` for the tokens `ids` (at most block_size of them), as a figure."""
+    import torch
+
+    idx = torch.tensor([ids], dtype=torch.long, device=next(model.parameters()).device)
+    return draw_attention_maps(attention_maps(model, idx), tokenizer.labels(ids), title)
+
+
+def save_attention_maps(model: LanguageModel, tokenizer: Tokenizer, ids: list[int], path: Path, title: str) -> Path:
+    """Draw the attention maps of `model` for the tokens `ids` into the PNG at path."""
+    figure = attention_figure(model, tokenizer, ids, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -16,18 +16,25 @@ from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from gpt.models import LanguageModel
 from gpt.optim import build_optimizer, build_schedule
-from gpt.tokenizer import CharTokenizer
+from gpt.tokenizer import make_tokenizer
 
 
 class LanguageModelModule(L.LightningModule):
     def __init__(
-        self, model: dict[str, Any], optim: dict[str, Any], vocab: str, max_steps: int, corpus: dict | None = None
+        self,
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        vocab: str,
+        max_steps: int,
+        corpus: dict | None = None,
+        tokenizer: str = "chars",  # checkpoints from before byte tokenizers have none: chars
     ):
-        """`corpus` (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text
-        gpt.evaluate scores by default."""
+        """The tokenizer is (`tokenizer`, `vocab`) (gpt.tokenizer.make_tokenizer). `corpus`
+        (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text gpt.evaluate scores
+        by default."""
         super().__init__()
         self.save_hyperparameters()
-        self.tokenizer = CharTokenizer(vocab)
+        self.tokenizer = make_tokenizer(tokenizer, vocab)
         self.model: LanguageModel = instantiate(model, vocab_size=self.tokenizer.vocab_size)
         self.compiled_forward = None  # compile_steps
 

@@ -7,16 +7,17 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from gpt.errors import UserError
-from gpt.tokenizer import CharTokenizer
+from gpt.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from gpt.module import LanguageModelModule
 
 
-def encode_prompt(prompt: str | None, tokenizer: CharTokenizer) -> list[int]:
-    """The prompt's token ids (None: the first vocabulary character); refused when empty or not encodable."""
+def encode_prompt(prompt: str | None, tokenizer: Tokenizer) -> list[int]:
+    """The prompt's token ids (None: the tokenizer's start, a newline mostly); refused when empty or not
+    encodable."""
     if prompt is None:
-        prompt = tokenizer.chars[0]
+        prompt = tokenizer.start
     if not prompt:
         raise UserError("prompt is empty: give at least one character, or prompt=null for the default start")
     return tokenizer.encode(prompt)
@@ -31,8 +32,9 @@ def stream_text(
     seed: int = 0,
     kv_cache: bool = True,
 ) -> Iterator[str]:
-    """The prompt, then each sampled character as soon as it is drawn (options checked by the caller:
-    SAMPLE_RANGES). kv_cache=False recomputes the context for every character (gpt/models/kv_cache.py)."""
+    """The prompt, then the text of each sampled token as soon as it is drawn (options checked by the caller:
+    SAMPLE_RANGES): a character, or with a byte tokenizer nothing until a character's last byte. kv_cache=False
+    recomputes the context for every token (gpt/models/kv_cache.py)."""
     import torch  # here, not at the top: `--help` and option errors answer without loading torch
 
     tokenizer = module.tokenizer
@@ -45,8 +47,9 @@ def stream_text(
     try:
         generator = torch.Generator(device=module.device).manual_seed(seed)
         new_ids = model.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache=kv_cache)
+        decode = tokenizer.decoder()
         for next_id in new_ids:
-            yield tokenizer.decode([next_id.item()])
+            yield decode(next_id.item())
     finally:
         model.train(was_training)
 

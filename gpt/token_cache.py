@@ -1,6 +1,7 @@
 """A corpus tokenized once, then memory-mapped by every run, sweep job and DDP rank (as nanoGPT's train.bin).
 
-    tokens, tokenizer = encoded_corpus(path)    # a read-only numpy memmap of token ids, and the CharTokenizer
+    tokens, tokenizer = encoded_corpus(path)             # a read-only numpy memmap of token ids, and the tokenizer
+    tokens, tokenizer = encoded_corpus(path, "bytes")    # the file itself as its uint8 tokens: nothing to encode
 
 The first run on a text encodes it, streamed in chunks of CHUNK_BYTES (memory stays bounded whatever its size):
 one pass finds its characters and its sha256, a second writes their ids, as uint8 where the vocabulary has up to
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gpt.errors import UserError
-from gpt.tokenizer import CharTokenizer
+from gpt.tokenizer import ByteTokenizer, CharTokenizer
 
 CHUNK_BYTES = 1 << 24  # 16 MiB of text at a time: ~100 MB of working memory while encoding
 FINGERPRINT_BYTES = 1 << 20
@@ -165,8 +166,16 @@ def _progress(path: Path, what: str):
         print(file=sys.stderr)
 
 
-def encoded_corpus(path: Path) -> tuple[np.ndarray, CharTokenizer]:
-    """The ids of the text at path as a read-only memmap, and its tokenizer; encoded on first use (module docstring)."""
+def encoded_corpus(path: Path, tokenizer: str = "chars") -> tuple[np.ndarray, CharTokenizer | ByteTokenizer]:
+    """The token ids of the text at path as a read-only memmap, and its tokenizer (gpt.tokenizer.TOKENIZERS):
+    for `chars` encoded on first use (module docstring); for `bytes` the file itself, whatever it holds."""
+    if tokenizer == "bytes":
+        if path.stat().st_size == 0:
+            raise UserError(f"{path}: the corpus is empty; give a non-empty file")
+        try:
+            return np.memmap(path, dtype=np.uint8, mode="r"), ByteTokenizer()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the corpus ({exc.strerror}); check its permissions") from None
     key = f"{text_sha256(path)}-chars"
     bin_path, meta_path = cache_root() / f"{key}.bin", cache_root() / f"{key}.json"
     try:

@@ -147,10 +147,7 @@ def look_inside(
     if cfg.inspect.attention_maps and attention_layers(module.model):
         passage = datamodule.val_data[: min(ATTENTION_PASSAGE, module.model.block_size)].tolist()
         title = f"phase {PHASES[phase].number} ({PHASES[phase].title}), step {step}: the validation split's start"
-        tokenizer = datamodule.tokenizer
-        picture = save_attention_maps(
-            module.model, tokenizer, tokenizer.decode(passage), run_dir / "attention.png", title
-        )
+        picture = save_attention_maps(module.model, datamodule.tokenizer, passage, run_dir / "attention.png", title)
     return figures, picture
 
 
@@ -186,7 +183,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     module = LanguageModelModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        vocab=datamodule.tokenizer.chars,
+        tokenizer=datamodule.tokenizer.name,
+        vocab=datamodule.tokenizer.vocab,
         max_steps=cfg.trainer.max_steps,
         corpus=datamodule.corpus_record(),
     )
@@ -197,7 +195,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     if cfg.resume:
         checkpoint_path = find_checkpoint(cfg.resume, phase, cfg.runs_dir)
         checkpoint = read_checkpoint(checkpoint_path)
-        check_resumable(checkpoint, checkpoint_path, cfg, vocab=datamodule.tokenizer.chars)
+        check_resumable(checkpoint, checkpoint_path, cfg, datamodule.tokenizer)
         if checkpoint["global_step"] >= cfg.trainer.max_steps:
             return finished(run_dir, checkpoint["global_step"], cfg.trainer.max_steps)
         print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")

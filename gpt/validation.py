@@ -77,6 +77,7 @@ RANGES = {
     "data.batch_size": POSITIVE,
     "data.val_windows": POSITIVE,
     "data.train_fraction": Range(0, 1, low_open=True, high_open=True),
+    "data.test_fraction": FRACTION,
     "model.n_layer": POSITIVE,
     "model.n_head": POSITIVE,
     "model.n_embd": POSITIVE,
@@ -144,6 +145,11 @@ def check_config(cfg: DictConfig) -> None:
     if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
         raise UserError(f"compile={cfg.compile}: allowed are false, true, {', '.join(COMPILE_MODES)}")
     check_machine(cfg)
+    if cfg.data.train_fraction + cfg.data.test_fraction >= 1:
+        raise UserError(
+            f"data.train_fraction={cfg.data.train_fraction} and data.test_fraction={cfg.data.test_fraction} leave "
+            "nothing to validate on: their sum must be less than 1"
+        )
     model = cfg.model
     if "n_head" in model and model.n_embd % model.n_head:
         divisors = [h for h in range(1, model.n_embd + 1) if model.n_embd % h == 0]

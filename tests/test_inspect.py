@@ -164,7 +164,7 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
     assert drawn.returncode == 0 and (tmp_path / "maps.png").is_file(), drawn.stderr
     for module, override, fragments in (
         ("gpt.evaluate", "stride=17", ("stride=17 is more than the model's block_size=16", "1 .. 16")),
-        ("gpt.evaluate", "split=test", ("split=test", "allowed are train, val")),
+        ("gpt.evaluate", "split=test", ("split=test", "no test split", "allowed: train, val")),
         ("gpt.attention", "text='the quick brown fox jumps'", ("25 characters", "block_size=16")),
         ("gpt.attention", "text=Zebra", ("'Z'", "vocabulary")),
         ("gpt.attention", "out=maps.png", ("no text= given", "War and Peace's first line", "'W'", "give text=")),
