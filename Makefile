@@ -19,7 +19,7 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manyli
 # Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
 RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
 
-.PHONY: install train test format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling sample clean \
+.PHONY: install train test tour format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling sample clean \
 	kernels-compile gpu-check wheelhouse
 
 install: $(VENV)/.installed
@@ -40,7 +40,12 @@ train: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not tour" $(PYTEST_ARGS)
+
+## experiments/tour.ipynb run top to bottom in a Jupyter kernel on the real corpus (about 1.5 min on 2 cores);
+## .ci/run runs it after make test.
+tour: install
+	$(PY) -m pytest -q -m tour $(PYTEST_ARGS)
 
 ## Apply ruff's formatting and its safe lint fixes.
 format: install

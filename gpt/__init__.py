@@ -1,9 +1,13 @@
 """gpt-harness: a character-level GPT built up in phases, trained with Lightning, composed with Hydra.
 
+From Python (a notebook): `import gpt; run = gpt.run("model=bigram"); run.load().sample("Prince")`, the same runs
+as the commands (gpt.api, whose names are importable from here).
+
 The layers, each importing only the ones below it:
 
     commands      gpt.train, gpt.sample, gpt.evaluate, gpt.attention    one Hydra task each (gpt.entry.hydra_command),
                   gpt.report, gpt.workspace                              thin: options in, library calls, lines out
+    python API    gpt.api: compose, run, multirun, load, curves; Run, Model   what the commands and notebooks call
     running       gpt.training (one run: data, module, Trainer, loggers, summary), gpt.sweep (a multirun's jobs
                   and report), gpt.reporting (the report of any folder of runs), gpt.callbacks, gpt.module (the
                   LightningModule), gpt.data (the LightningDataModule, over gpt.token_cache)
@@ -32,3 +36,16 @@ Where a new piece goes, and the files it touches:
   cfg.inspect) and, when it needs a command of its own, a thin module beside gpt/attention.py with its
   conf/<name>.yaml.
 """
+
+_API = ("Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run")
+
+
+def __getattr__(name: str):
+    """gpt.run(...), gpt.load(...), ...: the Python API (gpt.api), imported on first use, so that the commands
+    (`python -m gpt.train --help`) start without it. Its names differ from the commands' modules (gpt.train,
+    gpt.sample, ...), which an import would set on this package over them."""
+    if name in _API:
+        from gpt import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'gpt' has no attribute {name!r}")

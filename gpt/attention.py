@@ -1,7 +1,8 @@
 """Attention maps: `python -m gpt.attention ckpt=PATH text="..." [out=attention.png]` (also `gpt-attention`).
 
 For a passage, every head of every attention layer: which earlier characters each character attends to, one
-PNG, a row of heads per layer (how: gpt.inspection.save_attention_maps). Drawn at the end of every training too.
+PNG, a row of heads per layer (how: gpt.inspection; from Python: gpt.api.Model.attention). Drawn at the end of
+every training too.
 """
 
 from __future__ import annotations
@@ -10,20 +11,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from gpt.checkpoints import load_checkpoint
+from gpt.api import load
 from gpt.entry import hydra_command
-from gpt.inspection import default_passage, passage_ids, save_attention_maps
-from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
+from gpt.inspection import save_figure
 
 
 @hydra_command("attention")
 def main(cfg: DictConfig) -> None:
-    check_allowed(cfg, CHECKPOINT_COMMAND_RANGES)
-    module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
-    text = cfg.text if cfg.text is not None else default_passage(module.tokenizer, module.model.block_size)
-    title = f"{Path(cfg.ckpt).name}: {text!r}"
-    ids = passage_ids(text, module.tokenizer, module.model.block_size)
-    print(save_attention_maps(module.model, module.tokenizer, ids, Path(cfg.out), title))
+    figure = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device).attention(cfg.text)
+    print(save_figure(figure, Path(cfg.out)))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_checkpoint(path: str, kernel: DictConfig | None = None, device: str = "cpu") -> LanguageModelModule:
+def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu") -> LanguageModelModule:
     """The trained module at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
-    is one); `kernel` is the command line's kernel= choice (None: the checkpoint's own attention backend, see
+    is one); `requested` is the attention backend asked for (kernel=NAME; None: the checkpoint's own, see
     reading_backend). A missing file and an unknown backend are refused before torch is imported."""
-    requested = kernel.backend if kernel else None
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/{LAST_CHECKPOINT})")

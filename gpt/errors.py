@@ -38,6 +38,24 @@ class TrainingDivergedError(UserError):
 
 
 USER_ERRORS = (UserError, KernelUnavailableError, CompactHydraException, OmegaConfBaseException)
+_refusals: list[str] | None = None  # while the Python API runs a command: its refusal, instead of an exit
+
+
+@contextlib.contextmanager
+def refusals_raised():
+    """Run a command from Python (gpt.api): a refusal raises one UserError whose message is the command line's
+    line, instead of printing it and exiting. Inside, one_line_errors keeps the message and lets the command end
+    quietly, so that Hydra, which runs the task, adds no report of its own."""
+    global _refusals
+    outer, _refusals = _refusals, []
+    try:
+        yield
+    except USER_ERRORS as exc:  # raised outside a command (composing a config, loading a checkpoint)
+        raise UserError(describe_user_error(exc)) from None
+    finally:
+        refusals, _refusals = _refusals, outer
+    if refusals:
+        raise UserError(refusals[0])
 
 
 @contextlib.contextmanager
@@ -54,6 +72,9 @@ def one_line_errors():
     try:
         yield
     except USER_ERRORS as exc:
+        if _refusals is not None:  # refusals_raised: the caller raises it
+            _refusals.append(describe_user_error(exc))
+            return
         print(f"error: {describe_user_error(exc)}", file=sys.stderr)
         sys.exit(2)
     except BrokenPipeError:  # the reader of the output left (`gpt-sample ... | head`): stop quietly, as SIGPIPE would

@@ -228,7 +228,10 @@ def attention_figure(model: LanguageModel, tokenizer: Tokenizer, ids: list[int],
 
 def save_attention_maps(model: LanguageModel, tokenizer: Tokenizer, ids: list[int], path: Path, title: str) -> Path:
     """Draw the attention maps of `model` for the tokens `ids` into the PNG at path."""
-    figure = attention_figure(model, tokenizer, ids, title)
+    return save_figure(attention_figure(model, tokenizer, ids, title), path)
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     return path

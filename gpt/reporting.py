@@ -19,11 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 import kernels
@@ -93,14 +91,18 @@ def find_runs(root: Path) -> tuple[list[Run], list[str]]:
 
 def colours(runs: list[Run]) -> dict[Path, str]:
     """Colour by phase (and dash by kernel) when that tells every run apart; otherwise a colour per run."""
-    palette = plt.get_cmap("tab10").colors
+    palette = matplotlib.colormaps["tab10"].colors
     if len({(run.phase, run.kernel) for run in runs}) == len(runs) and len({run.phase for run in runs}) > 1:
         return {run.dir: palette[phase_rank(run.phase) % len(palette)] for run in runs}
     return {run.dir: palette[i % len(palette)] for i, run in enumerate(runs)}
 
 
-def plot_curves(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
-    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True, layout="constrained")
+def curves_figure(runs: list[Run], colour: dict[Path, str] | None = None) -> Figure:
+    """Val loss against steps and against wall time, one curve per run (coloured by `colours` by default). A
+    figure of its own, outside pyplot's state: a report saves it, a notebook shows it (gpt.api.curves)."""
+    colour = colour or colours(runs)
+    fig = Figure(figsize=(13, 5.5), layout="constrained")
+    by_step, by_time = fig.subplots(1, 2, sharey=True)
     for run in runs:
         if run.curve.empty:
             continue
@@ -121,13 +123,13 @@ def plot_curves(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
     handles, labels = by_step.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=9)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
 def plot_totals(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
     finished = [run for run in runs if run.summary and run.summary.get("val_loss") is not None]
-    fig, (loss, speed) = plt.subplots(1, 2, figsize=(13, 0.5 * len(finished) + 1.8))
+    fig = Figure(figsize=(13, 0.5 * len(finished) + 1.8))
+    loss, speed = fig.subplots(1, 2)
     names = [run.label for run in finished]
     y = np.arange(len(finished))
     bar_colours = [colour[run.dir] for run in finished]
@@ -145,7 +147,6 @@ def plot_totals(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
         ):
             ax.annotate(text, (value, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def table(runs: list[Run]) -> str:
@@ -227,7 +228,7 @@ def write_report(root: Path) -> Path:
     if not runs:
         raise FileNotFoundError(f"{root}: no runs here (a run dir holds .hydra/overrides.yaml or summary.json)")
     colour = colours(runs)
-    plot_curves(runs, colour, root / "val_loss.png")
+    curves_figure(runs, colour).savefig(root / "val_loss.png", dpi=120, bbox_inches="tight")
     plot_totals(runs, colour, root / "final.png")
     command = sweep_command(root)
     failed = sum(run.error is not None for run in runs)

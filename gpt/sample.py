@@ -1,7 +1,7 @@
 """Generate text from a checkpoint alone: `python -m gpt.sample ckpt=PATH prompt="..."` (also `gpt-sample`).
 
 The checkpoint carries the model config and the vocabulary, so no corpus is needed. It runs on the GPU where
-there is one (device=auto|cpu|cuda), as gpt.evaluate and gpt.attention do (gpt.checkpoints.load_checkpoint).
+there is one (device=auto|cpu|cuda), as gpt.evaluate and gpt.attention do (gpt.api.load).
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ import time
 
 from omegaconf import DictConfig
 
-from gpt.checkpoints import load_checkpoint
+from gpt.api import load
 from gpt.entry import hydra_command
-from gpt.sampling import stream_text
-from gpt.validation import CHECKPOINT_COMMAND_RANGES, SAMPLE_RANGES, check_allowed
 
 
 @hydra_command("sample")
 def main(cfg: DictConfig) -> None:
-    check_allowed(cfg, {**SAMPLE_RANGES, **CHECKPOINT_COMMAND_RANGES})
-    module = load_checkpoint(cfg.ckpt, cfg.kernel, cfg.device)
-    texts = stream_text(module, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
+    model = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
+    texts = model.stream(cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
     try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
         print(next(texts), end="", flush=True)  # the prompt
         start, sampled = time.perf_counter(), 0
@@ -32,9 +29,9 @@ def main(cfg: DictConfig) -> None:
         print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)
         sys.exit(130)
     seconds = time.perf_counter() - start
-    how = "with a KV cache" if module.model.samples_with_cache(cfg.kv_cache) else "recomputing the context"
-    rate = f"{sampled / seconds:,.0f} characters/s"
-    print(f"\n[{sampled} characters in {seconds:.2f} s: {rate}, {how}]", file=sys.stderr)
+    how = "with a KV cache" if model.model.samples_with_cache(cfg.kv_cache) else "recomputing the context"
+    unit = model.tokenizer.units
+    print(f"\n[{sampled} {unit} in {seconds:.2f} s: {sampled / seconds:,.0f} {unit}/s, {how}]", file=sys.stderr)
 
 
 if __name__ == "__main__":

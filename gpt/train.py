@@ -24,12 +24,15 @@ from gpt.run_dirs import exclusive, removed_if_refused
 from gpt.sweep import run_sweep_job
 from gpt.validation import check_config
 
+TRAINED: list[Path] = []  # the run dirs this process was given, in order: what gpt.api returns as its runs
+
 
 def train(cfg: DictConfig) -> dict:
     """Check the config, then train one run in Hydra's run dir, which this process holds until the run ends.
     Returns the run's summary (also written to summary.json). A run refused before it trains leaves no run dir."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    TRAINED.append(run_dir)
     with removed_if_refused(run_dir):
         check_config(cfg)
         from gpt.training import train_in  # torch, Lightning, W&B: loaded once the config is known to be good

@@ -1,0 +1,286 @@
+"""The harness from Python, for notebooks: the same configs, checks, run dirs and W&B runs as the commands, which
+are thin callers of it.
+
+    import gpt
+    run = gpt.run("model=bigram", "trainer.max_steps=300")     # as `python -m gpt.train model=bigram ...`
+    run.summary["val_loss"], run.metrics, run.checkpoint        # summary.json, metrics.csv, checkpoints/last.ckpt
+    model = run.load()                                          # or gpt.load("outputs/.../last.ckpt")
+    model.sample("Prince", max_new_tokens=200)                  # or model.stream(...), text as it is drawn
+    model.evaluate()                                            # bits per character over the whole val split
+    model.attention("Well, Prince")                             # every layer x head's attention, a figure
+    runs = gpt.multirun("model=bigram,gpt", "trainer.max_steps=100")   # as `python -m gpt.train -m ...`
+    gpt.curves(runs)                                            # their val loss against steps and wall time
+
+Every function takes the command line's overrides as strings. A refused one raises gpt.UserError, whose message is
+the line the command would print (what was wrong, what is allowed); nothing else is raised for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, OmegaConf
+
+from gpt.errors import UserError, refusals_raised
+from gpt.inspection import Evaluation
+from gpt.reporting import Run as ReportedRun
+from gpt.reporting import load_run
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from gpt.module import LanguageModelModule
+
+__all__ = ["Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run"]
+
+
+def compose(*overrides: str, command: str = "train") -> DictConfig:
+    """The config a command would run with these overrides, checked as the command checks it.
+
+    >>> cfg = gpt.compose("model=gpt", "model.n_layer=2")
+    >>> cfg.model.n_layer, cfg.data.block_size
+    (2, 128)
+
+    `command` is train, sample, evaluate or attention (their conf/*.yaml). A bad override raises UserError.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from gpt.config import CONFIG_DIR, register_configs
+    from gpt.validation import check_config
+
+    register_configs()
+    with refusals_raised(), initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = hydra_compose("config" if command == "train" else command, list(overrides))
+        if command == "train":
+            check_config(cfg)
+    return cfg
+
+
+def run(*overrides: str) -> Run:
+    """Train one run as `python -m gpt.train <overrides>` does, in the same run dir layout, and return it.
+
+    >>> run = gpt.run("model=bigram", "trainer.max_steps=200", "logger=csv")
+    >>> run.summary["val_loss"]
+    2.49...
+    """
+    runs = _train_command(list(overrides))
+    return runs[-1]
+
+
+def multirun(*overrides: str) -> list[Run]:
+    """Run a sweep as `python -m gpt.train -m <overrides>` does (its report included) and return its runs in job
+    order; a failed job's run carries its error (run.error) and the others their results.
+
+    >>> runs = gpt.multirun("model=bigram,block", "trainer.max_steps=100", "logger=csv")
+    >>> [run.summary["val_loss"] for run in runs]
+    [2.6..., 2.5...]
+    """
+    return _train_command(["-m", *overrides])
+
+
+def _train_command(argv: list[str]) -> list[Run]:
+    """gpt.train's command in this process, argv its command line; the runs it trained."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    import gpt.train as command
+
+    first, saved_argv = len(command.TRAINED), sys.argv
+    sys.argv = ["gpt.train", *argv]
+    try:
+        with refusals_raised():
+            command.main.__wrapped__()  # the command without its process ending (gpt.process)
+    except SystemExit as exit:  # a sweep with a failed job ends with status 1: its runs are returned all the same
+        if "-m" not in argv or exit.code != 1:
+            raise
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+    runs = [Run.at(run_dir) for run_dir in command.TRAINED[first:]]
+    if not runs:
+        raise UserError("no run was trained (a sweep whose jobs were all refused?)")
+    return runs
+
+
+@dataclass
+class Run(ReportedRun):
+    """A run dir, read as gpt.report reads it: overrides, phase, kernel, summary (summary.json), error (the first
+    line of error.txt, for a failed sweep job), curve (val loss by step and wall time)."""
+
+    @classmethod
+    def at(cls, run_dir: str | Path) -> Run:
+        """The run in run_dir (any run dir, from the command line or from Python).
+
+        >>> gpt.Run.at("outputs/2026-12-01/10-00-00-gpt").summary["val_bpc"]
+        """
+        return cls(**vars(load_run(Path(run_dir))))
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv: one row per logged step (train/loss, val/loss, train/tokens_per_sec, lr, ...)."""
+        import pandas as pd
+
+        return pd.read_csv(self.dir / METRICS)
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """checkpoints/last.ckpt, where the run wrote one."""
+        path = self.dir / LAST_CHECKPOINT
+        return path if path.is_file() else None
+
+    def load(self, kernel: str | None = None, device: str = "auto") -> Model:
+        """The run's last checkpoint as a Model (`gpt.load(run.checkpoint, ...)`).
+
+        >>> run.load().sample("Prince", max_new_tokens=50)
+        """
+        if self.checkpoint is None:
+            raise UserError(f"{self.dir}: no checkpoint here ({self.error or 'the run wrote none'})")
+        return load(self.checkpoint, kernel, device)
+
+
+def curves(runs: list[Run]) -> Figure:
+    """The val loss of runs against steps and against wall time, as in a sweep's report.
+
+    >>> gpt.curves([bigram_run, gpt_run])
+    """
+    from gpt.reporting import curves_figure
+
+    return curves_figure(runs)
+
+
+def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> Model:
+    """A checkpoint as a Model (its module and tokenizer), as gpt.sample, gpt.evaluate and gpt.attention load it:
+    on the GPU where there is one (device=auto|cpu|cuda), through its own attention backend or `kernel`.
+
+    >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt/checkpoints/last.ckpt", kernel="sdpa")
+    """
+    from gpt.checkpoints import load_checkpoint
+    from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
+
+    with refusals_raised():
+        check_allowed(OmegaConf.create({"device": device}), CHECKPOINT_COMMAND_RANGES)
+        return Model(load_checkpoint(str(ckpt), kernel, device), Path(ckpt))
+
+
+@dataclass(frozen=True)
+class SplitEvaluation(Evaluation):
+    """The loss over a whole split (gpt.inspection.evaluate_ids), with what was scored; str() is gpt.evaluate's
+    line."""
+
+    split: str = "val"
+    corpus: Path = Path()
+    block_size: int = 0
+    unit: str = "char"
+    units: str = "characters"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.split} split of {self.corpus}, {self.characters:,} {self.units} scored (windows of "
+            f"{self.block_size}, stride {self.stride}): loss {self.loss:.4f} nats/{self.unit} = "
+            f"{self.bits_per_character:.4f} bits/{self.unit}"
+        )
+
+
+class Model:
+    """A trained model and its tokenizer (gpt.load, Run.load): sample, evaluate, draw its attention."""
+
+    def __init__(self, module: LanguageModelModule, checkpoint: Path):
+        self.module, self.checkpoint = module, checkpoint
+        self.model, self.tokenizer = module.model, module.tokenizer
+
+    def __repr__(self) -> str:
+        params = sum(p.numel() for p in self.model.parameters())
+        return f"Model({type(self.model).__name__}, {params:,} parameters, {self.checkpoint})"
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        max_new_tokens: int = 500,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        kv_cache: bool = True,
+    ) -> Iterator[str]:
+        """The prompt, then each sampled character as soon as it is drawn (gpt.sample's options and checks).
+
+        >>> for text in model.stream("Prince", max_new_tokens=100):
+        ...     print(text, end="", flush=True)
+        """
+        from gpt.sampling import encode_prompt, stream_text
+        from gpt.validation import SAMPLE_RANGES, check_allowed
+
+        options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "seed": seed}
+        with refusals_raised():
+            check_allowed(OmegaConf.create(options), SAMPLE_RANGES)
+            encode_prompt(prompt, self.tokenizer)  # refused here, before the first character is asked for
+        return stream_text(self.module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache)
+
+    def sample(self, prompt: str | None = None, max_new_tokens: int = 500, **options) -> str:
+        """The prompt followed by max_new_tokens sampled characters (options: those of stream).
+
+        >>> model.sample("Prince Andrew", max_new_tokens=200, top_k=10)
+        """
+        return "".join(self.stream(prompt, max_new_tokens, **options))
+
+    def evaluate(self, *overrides: str, split: str = "val", stride: int | None = None) -> SplitEvaluation:
+        """The loss over a whole split, every character predicted once (gpt.evaluate): by default on the corpus and
+        split the model was trained on; overrides as gpt.evaluate's (data=NAME, data.path=FILE, batch_tokens=N).
+
+        >>> model.evaluate().bits_per_character
+        1.89...
+        >>> print(model.evaluate(split="test"))     # enwik8, text8: the held-out last 5%
+        """
+        with refusals_raised():
+            stride_override = f"stride={'null' if stride is None else stride}"
+            cfg = compose(f"ckpt={self.checkpoint}", f"split={split}", stride_override, *overrides, command="evaluate")
+            given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+            return self.evaluate_config(cfg, given)
+
+    def evaluate_config(self, cfg: DictConfig, given: set[str]) -> SplitEvaluation:
+        """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set."""
+        from gpt.inspection import check_split, evaluate_ids, split_ids
+        from gpt.validation import EVALUATE_RANGES, check_allowed
+
+        check_allowed(cfg, EVALUATE_RANGES)
+        block = self.model.block_size
+        if cfg.stride is not None and cfg.stride > block:
+            raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")
+        data = corpus_config(cfg.data, self.module.hparams.get("corpus"), given)
+        check_split(data, cfg.split)
+        try:
+            corpus, ids = split_ids(data, cfg.split, self.tokenizer)
+        except UserError as exc:
+            if data is cfg.data:  # the command line's corpus: the message says what to change
+                raise
+            raise UserError(f"the checkpoint's corpus: {exc} (data.path=FILE or data=NAME gives another)") from None
+        result = evaluate_ids(self.model, ids, cfg.stride, cfg.batch_tokens)
+        return SplitEvaluation(**vars(result), split=cfg.split, corpus=corpus, block_size=block,
+                               unit=self.tokenizer.unit, units=self.tokenizer.units)  # fmt: skip
+
+    def attention(self, text: str | None = None, title: str | None = None) -> Figure:
+        """Every layer x head's attention over `text` (at most block_size characters; by default War and Peace's
+        first line), as a figure: shown inline in a notebook, `.savefig(path)` elsewhere (gpt.attention).
+
+        >>> model.attention("Well, Prince, so Genoa")
+        """
+        from gpt.inspection import attention_figure, default_passage, passage_ids
+
+        with refusals_raised():
+            text = text if text is not None else default_passage(self.tokenizer, self.model.block_size)
+            ids = passage_ids(text, self.tokenizer, self.model.block_size)
+            return attention_figure(self.model, self.tokenizer, ids, title or f"{self.checkpoint.name}: {text!r}")
+
+
+def corpus_config(data: DictConfig, recorded: dict | None, given: set[str]) -> DictConfig:
+    """The corpus to evaluate on: the one the checkpoint was trained on (`recorded`, CharDataModule.corpus_record),
+    with the `data.KEY=...` overrides in `given` on top; `data=NAME` picks another corpus. A checkpoint without the
+    record (from before it was kept) gets `data` as composed: War and Peace by default."""
+    if recorded is None or "data" in given:
+        return data
+    return OmegaConf.create({key: data[key] if f"data.{key}" in given else value for key, value in recorded.items()})

@@ -1,0 +1,117 @@
+"""The Python API (gpt.api) against the commands it stands for: the same run dirs for the same overrides, the same
+one-line refusals (as an exception), the same samples, evaluations and attention maps from a checkpoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, environment, run_entry, tiny_except
+from hydra.core.global_hydra import GlobalHydra
+
+import gpt
+
+SMALL = ["model=gpt", "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "data=text", *tiny_except()]
+VARYING = {"run_dir", "checkpoint", "wall_seconds", "tokens_per_sec"}  # where and how fast, never what
+
+
+def files(run_dir: Path) -> set[str]:
+    return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, war_and_peace) -> dict:
+    """One small GPT trained through the API and the same overrides through the command."""
+    folder = tmp_path_factory.mktemp("api")
+    corpus = folder / "corpus.txt"
+    corpus.write_text(war_and_peace.read_text()[:60_000])
+    overrides = [*SMALL, f"data.path={corpus}"]
+    with environment({"GPT_DATA": None}, folder):
+        api_run = gpt.run(*overrides, f"hydra.run.dir={folder / 'api'}")
+    command = run_entry("gpt.train", *overrides, f"hydra.run.dir={folder / 'cli'}", cwd=folder)
+    assert command.returncode == 0, command.stderr[-3000:]
+    return {"api": api_run, "cli": folder / "cli", "folder": folder}
+
+
+def test_the_api_and_the_command_make_the_same_run_dir(trained):
+    api, cli = trained["api"].dir, trained["cli"]
+    assert files(api) == files(cli) and {".hydra/config.yaml", "summary.json", "checkpoints/last.ckpt"} <= files(api)
+    assert (api / ".hydra" / "config.yaml").read_text() == (cli / ".hydra" / "config.yaml").read_text()
+    overrides = [yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) for d in (api, cli)]
+    assert [[o for o in each if not o.startswith("hydra.run.dir=")] for each in overrides] == [SMALL + [
+        o for o in overrides[0] if o.startswith("data.path=")]] * 2  # fmt: skip
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (api, cli)]
+    assert [{k: v for k, v in s.items() if k not in VARYING} for s in summaries] == [
+        {k: v for k, v in summaries[1].items() if k not in VARYING}
+    ] * 2  # the same losses, step for step
+    run = trained["api"]
+    assert run.summary == summaries[0] and run.phase == "gpt" and run.kernel == "eager"
+    assert run.checkpoint == api / "checkpoints" / "last.ckpt"
+    assert list(run.metrics["val/loss"].dropna()) == list(run.curve["val_loss"]) and len(run.curve) == 2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["model=gtp"], ["model.n_embd=30"], ["trainer.max_step=3"], ["optim.algorithm=muon", "model=bigram"]],
+)
+def test_a_refused_override_raises_the_commands_one_line(overrides, tmp_path):
+    command = run_entry("gpt.train", *overrides, f"hydra.run.dir={tmp_path / 'cli'}")
+    assert command.returncode == 2
+    with pytest.raises(gpt.UserError) as refused:
+        gpt.run(*overrides, f"hydra.run.dir={tmp_path / 'api'}")
+    assert f"error: {refused.value}" == command.stderr.strip().splitlines()[0]
+    assert not (tmp_path / "api" / "checkpoints").exists()
+    with pytest.raises(gpt.UserError, match=str(refused.value)[:20]):
+        gpt.compose(*overrides)
+    assert GlobalHydra.instance().is_initialized() is False  # the next call starts afresh
+
+
+def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trained, tmp_path):
+    ckpt = trained["api"].checkpoint
+    model = gpt.load(ckpt, device="cpu")
+    assert model.tokenizer.vocab == trained["api"].load().tokenizer.vocab
+    sampled = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5")
+    assert model.sample("He said", max_new_tokens=40, seed=3, top_k=5) == sampled.stdout.rstrip("\n")
+    pieces = list(model.stream("He said", max_new_tokens=40, seed=3, top_k=5))
+    assert pieces[0] == "He said" and len(pieces) == 41
+    evaluated = run_entry("gpt.evaluate", f"ckpt={ckpt}", "stride=8", cwd=tmp_path)
+    result = model.evaluate(stride=8)
+    assert str(result) == evaluated.stdout.strip() and result.split == "val" and result.stride == 8
+    assert model.evaluate("split=train", stride=8).characters == int(0.9 * 60_000) - 1
+    figure = model.attention("He said")
+    assert len(figure.axes) == 2 + 1  # one layer x two heads, and the colour bar
+    drawn = run_entry("gpt.attention", f"ckpt={ckpt}", "text='He said'", f"out={tmp_path / 'maps.png'}")
+    assert drawn.returncode == 0 and (tmp_path / "maps.png").stat().st_size > 10_000
+    for call, line in (
+        (lambda: model.sample("Zebra\u00e6"), "not in the model's vocabulary"),
+        (lambda: model.sample("He", temperature=0), "temperature=0"),
+        (lambda: model.evaluate(split="test"), "no test split"),
+        (lambda: model.attention("x" * 40), "block_size=16"),
+        (lambda: gpt.load(ckpt, kernel="flash"), "kernel=flash: no such attention backend; allowed: eager"),
+        (lambda: gpt.load(tmp_path / "none.ckpt"), "no such file"),
+    ):
+        with pytest.raises(gpt.UserError, match=line):
+            call()
+
+
+def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tmp_path, short_text):
+    runs = gpt.multirun(
+        "model=bigram,block", "optim.algorithm=muon", "data=text", f"data.path={short_text}", *tiny_except(),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )  # fmt: skip
+    assert [run.phase for run in runs] == ["bigram", "block"]
+    assert "optim.algorithm=muon with model=bigram" in runs[0].error and runs[0].checkpoint is None
+    assert runs[1].error is None and runs[1].summary["steps"] == 4
+    assert (tmp_path / "sweep" / "report.md").is_file()
+    assert len(gpt.curves(runs).axes) == 2
+
+
+def test_the_package_names_the_api_without_loading_it_for_the_commands():
+    """`import gpt.train` (every command) must not pay for the API's imports; `gpt.run` finds it on first use."""
+    probe = "import sys, gpt; print('gpt.api' in sys.modules, 'lightning' in sys.modules)"
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == ["False", "False"]
+    assert gpt.run.__module__ == "gpt.api" and gpt.Model.__module__ == "gpt.api"
