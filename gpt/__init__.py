@@ -7,7 +7,9 @@ The layers, each importing only the ones below it:
 
     commands      gpt.train, gpt.sample, gpt.evaluate, gpt.attention    one Hydra task each (gpt.entry.hydra_command),
                   gpt.report, gpt.workspace                              thin: options in, library calls, lines out
-    python API    gpt.api: compose, run, multirun, load, curves; Run, Model   what the commands and notebooks call
+    python API    gpt.api: compose, run, multirun, load, curves; Run, Model: what notebooks call, and gpt.sample,
+                  gpt.evaluate and gpt.attention too. A run is gpt.train's own Hydra app run in this process (the
+                  one import upwards, so that a run from Python is the command's run); gpt.train never imports it
     running       gpt.training (one run: data, module, Trainer, loggers, summary), gpt.sweep (a multirun's jobs
                   and report), gpt.reporting (the report of any folder of runs), gpt.callbacks, gpt.module (the
                   LightningModule), gpt.data (the LightningDataModule, over gpt.token_cache)

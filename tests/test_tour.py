@@ -35,3 +35,5 @@ def test_the_tour_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, war_and_peace
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == 3  # the phases' curves, an attention map, eager against triton
+    progress = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(progress) == len(runs)  # Lightning's (rich) progress bar, rendered as a Jupyter widget
