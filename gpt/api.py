@@ -111,7 +111,11 @@ def _train_command(argv: list[str]) -> list[Run]:
 @dataclass
 class Run(ReportedRun):
     """A run dir, read as gpt.report reads it: overrides, phase, kernel, summary (summary.json), error (the first
-    line of error.txt, for a failed sweep job), curve (val loss by step and wall time)."""
+    line of error.txt, for a failed sweep job), curve (val loss by step and wall time).
+
+    >>> run = gpt.run("model=bigram")
+    >>> run.dir, run.phase, run.summary["val_bpc"], run.curve.tail(1)
+    """
 
     @classmethod
     def at(cls, run_dir: str | Path) -> Run:
@@ -123,14 +127,20 @@ class Run(ReportedRun):
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """metrics.csv: one row per logged step (train/loss, val/loss, train/tokens_per_sec, lr, ...)."""
+        """metrics.csv: one row per logged step (train/loss, val/loss, train/tokens_per_sec, lr, ...).
+
+        >>> run.metrics[["step", "train/loss"]].dropna().plot(x="step")
+        """
         import pandas as pd
 
         return pd.read_csv(self.dir / METRICS)
 
     @property
     def checkpoint(self) -> Path | None:
-        """checkpoints/last.ckpt, where the run wrote one."""
+        """checkpoints/last.ckpt, where the run wrote one.
+
+        >>> gpt.load(run.checkpoint, kernel="sdpa")
+        """
         path = self.dir / LAST_CHECKPOINT
         return path if path.is_file() else None
 
@@ -171,7 +181,11 @@ def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> M
 @dataclass(frozen=True)
 class SplitEvaluation(Evaluation):
     """The loss over a whole split (gpt.inspection.evaluate_ids), with what was scored; str() is gpt.evaluate's
-    line."""
+    line.
+
+    >>> print(model.evaluate())
+    val split of war_and_peace.txt, 322,751 characters scored (windows of 128, stride 64): loss 1.31 nats/char = ...
+    """
 
     split: str = "val"
     corpus: Path = Path()
@@ -188,7 +202,11 @@ class SplitEvaluation(Evaluation):
 
 
 class Model:
-    """A trained model and its tokenizer (gpt.load, Run.load): sample, evaluate, draw its attention."""
+    """A trained model and its tokenizer (gpt.load, Run.load): sample, evaluate, draw its attention.
+
+    >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt/checkpoints/last.ckpt")
+    >>> model.model, model.tokenizer.vocab_size
+    """
 
     def __init__(self, module: LanguageModelModule, checkpoint: Path):
         self.module, self.checkpoint = module, checkpoint
@@ -243,7 +261,11 @@ class Model:
             return self.evaluate_config(cfg, given)
 
     def evaluate_config(self, cfg: DictConfig, given: set[str]) -> SplitEvaluation:
-        """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set."""
+        """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set (what
+        gpt.evaluate calls).
+
+        >>> model.evaluate_config(gpt.compose(f"ckpt={model.checkpoint}", command="evaluate"), given=set())
+        """
         from gpt.inspection import check_split, evaluate_ids, split_ids
         from gpt.validation import EVALUATE_RANGES, check_allowed
 

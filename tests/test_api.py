@@ -115,3 +115,21 @@ def test_the_package_names_the_api_without_loading_it_for_the_commands():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.split() == ["False", "False"]
     assert gpt.run.__module__ == "gpt.api" and gpt.Model.__module__ == "gpt.api"
+
+
+def test_every_public_name_of_the_api_has_a_docstring_with_an_example():
+    import inspect
+
+    from gpt import api
+
+    public = [getattr(api, name) for name in api.__all__ if name != "UserError"]
+    members = [
+        m
+        for cls in public
+        if inspect.isclass(cls)
+        for n, m in vars(cls).items()
+        if not n.startswith("_") and (callable(m) or isinstance(m, (property, classmethod)))
+    ]
+    for thing in (*public, *members):
+        doc = inspect.getdoc(thing.fget if isinstance(thing, property) else thing)
+        assert doc and ">>> " in doc, thing

@@ -26,7 +26,7 @@ def test_the_tour_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, war_and_peace
     notebook = nbformat.read(TOUR, as_version=4)
     os.environ["GPT_DATA"] = str(war_and_peace)  # the kernel inherits it; no download
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
-    summaries = sorted(Path(tmp_path, "outputs").rglob("summary.json"), key=lambda path: path.stat().st_mtime)
+    summaries = sorted(Path(tmp_path).rglob("summary.json"), key=lambda path: path.stat().st_mtime)
     runs = [(s["phase"], s["kernel"]) for s in map(json.loads, map(Path.read_text, summaries))]
     assert runs == [  # every phase once, then the tiny GPT through two kernels
         ("bigram", "eager"), ("attention", "eager"), ("multihead", "eager"), ("block", "eager"), ("gpt", "eager"),
@@ -35,5 +35,6 @@ def test_the_tour_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, war_and_peace
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == 3  # the phases' curves, an attention map, eager against triton
+    assert len(list(Path(tmp_path, "multirun").glob("*/report.md"))) == 1  # the kernels' sweep, with its report
     progress = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(progress) == len(runs)  # Lightning's (rich) progress bar, rendered as a Jupyter widget
