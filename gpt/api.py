@@ -17,6 +17,7 @@ the line the command would print (what was wrong, what is allowed); nothing else
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ def _train_command(argv: list[str]) -> list[Run]:
         with refusals_raised():
             command.main.__wrapped__()  # the command without its process ending (gpt.process)
     except SystemExit as exit:  # a sweep with a failed job ends with status 1: its runs are returned all the same
+        if exit.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):  # stopped, checkpoint kept (it said how to
+            raise KeyboardInterrupt from None  # resume): in a notebook, as an interrupted cell
         if "-m" not in argv or exit.code != 1:
             raise
     finally:
