@@ -42,7 +42,7 @@ test: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not tour" $(PYTEST_ARGS)
 
-## experiments/tour.ipynb run top to bottom in a Jupyter kernel on the real corpus (about 1.5 min on 2 cores);
+## experiments/tour.ipynb run top to bottom in a Jupyter kernel on the real corpus (about a minute on 2 cores);
 ## .ci/run runs it after make test.
 tour: install
 	$(PY) -m pytest -q -m tour $(PYTEST_ARGS)

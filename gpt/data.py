@@ -1,7 +1,9 @@
 """The corpus, found or fetched, and the Lightning data module that serves windows of it.
 
-The text is tokenized once and memory-mapped after (gpt/token_cache.py): a run reads only the windows it draws,
-whatever the corpus's size. Training batches are random windows of `block_size + 1` characters (inputs and the
+The text is tokenized once and memory-mapped after (gpt/token_cache.py; by character, or by byte where the file
+is its own tokens): a run reads only the windows it draws, whatever the corpus's size. It is split contiguously
+into train, validation and (where data.test_fraction > 0, as for enwik8 and text8) a held-out test part that only
+gpt.evaluate split=test reads. Training batches are random windows of `block_size + 1` characters (inputs and the
 same window shifted by one as targets), as in the original notebook. Batch number `i` is a pure function of
 (seed, rank, i), so a resumed run sees exactly the batches the uninterrupted run would have. Validation uses a
 fixed set of windows drawn with a fixed seed, so val loss is comparable across runs and seeds.

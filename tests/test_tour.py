@@ -1,5 +1,5 @@
 """experiments/tour.ipynb: committed without outputs (always checked), and run top to bottom in a real Jupyter
-kernel on the real corpus (`make tour`, marker `tour`: about 1.5 minutes on 2 cores)."""
+kernel on the real corpus (`make tour`, marker `tour`: about a minute on 2 cores)."""
 
 import json
 import os
