@@ -260,8 +260,7 @@ class Model:
         with refusals_raised():
             stride_override = f"stride={'null' if stride is None else stride}"
             cfg = compose(f"ckpt={self.checkpoint}", f"split={split}", stride_override, *overrides, command="evaluate")
-            given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-            return self.evaluate_config(cfg, given)
+            return self.evaluate_config(cfg, overridden(overrides))
 
     def evaluate_config(self, cfg: DictConfig, given: set[str]) -> SplitEvaluation:
         """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set (what
@@ -300,6 +299,14 @@ class Model:
             text = text if text is not None else default_passage(self.tokenizer, self.model.block_size)
             ids = passage_ids(text, self.tokenizer, self.model.block_size)
             return attention_figure(self.model, self.tokenizer, ids, title or f"{self.checkpoint.name}: {text!r}")
+
+
+def overridden(overrides: list[str] | tuple[str, ...]) -> set[str]:
+    """The keys and groups that command-line overrides set, as Hydra parses them (data.path=X: data.path; data=X:
+    data), for corpus_config."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
 
 
 def corpus_config(data: DictConfig, recorded: dict | None, given: set[str]) -> DictConfig:

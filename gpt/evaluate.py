@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gpt.api import load
+from gpt.api import load, overridden
 from gpt.entry import hydra_command
 
 
 @hydra_command("evaluate")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = OverridesParser.create().parse_overrides(HydraConfig.get().overrides.task)
     model = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
-    print(model.evaluate_config(cfg, given={o.key_or_group for o in overrides}))
+    print(model.evaluate_config(cfg, given=overridden(HydraConfig.get().overrides.task)))
 
 
 if __name__ == "__main__":
