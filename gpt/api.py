@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from gpt.module import LanguageModelModule
+    from gpt.checkpoints import TrainedModel
 
 __all__ = ["Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run"]
 
@@ -168,7 +168,7 @@ def curves(runs: list[Run]) -> Figure:
 
 
 def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> Model:
-    """A checkpoint as a Model (its module and tokenizer), as gpt.sample, gpt.evaluate and gpt.attention load it:
+    """A checkpoint as a Model (its model and tokenizer), as gpt.sample, gpt.evaluate and gpt.attention load it:
     on the GPU where there is one (device=auto|cpu|cuda), through its own attention backend or `kernel`.
 
     >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt/checkpoints/last.ckpt", kernel="sdpa")
@@ -211,9 +211,9 @@ class Model:
     >>> model.model, model.tokenizer.vocab_size
     """
 
-    def __init__(self, module: LanguageModelModule, checkpoint: Path):
-        self.module, self.checkpoint = module, checkpoint
-        self.model, self.tokenizer = module.model, module.tokenizer
+    def __init__(self, trained: TrainedModel, checkpoint: Path):
+        self.model, self.tokenizer, self.hparams = trained.model, trained.tokenizer, trained.hparams
+        self.checkpoint = checkpoint
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
@@ -240,7 +240,7 @@ class Model:
         with refusals_raised():
             check_allowed(OmegaConf.create(options), SAMPLE_RANGES)
             encode_prompt(prompt, self.tokenizer)  # refused here, before the first character is asked for
-        return stream_text(self.module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache)
+        return stream_text(self.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, seed, kv_cache)
 
     def sample(self, prompt: str | None = None, max_new_tokens: int = 500, **options) -> str:
         """The prompt followed by max_new_tokens sampled characters (options: those of stream).
@@ -275,7 +275,7 @@ class Model:
         block = self.model.block_size
         if cfg.stride is not None and cfg.stride > block:
             raise UserError(f"stride={cfg.stride} is more than the model's block_size={block}; allowed: 1 .. {block}")
-        data = corpus_config(cfg.data, self.module.hparams.get("corpus"), given)
+        data = corpus_config(cfg.data, self.hparams.get("corpus"), given)
         check_split(data, cfg.split)
         try:
             corpus, ids = split_ids(data, cfg.split, self.tokenizer)

@@ -1,10 +1,12 @@
 """Checkpoints: reading one safely, loading it as a model on a device (the checkpoint commands), and checking that
-it fits the run that resumes it. torch loads on first use: a command's option errors answer without it."""
+it fits the run that resumes it. torch loads on first use: a command's option errors answer without it, and
+loading a model needs no Lightning (the checkpoint commands start seconds sooner)."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,8 @@ from gpt.run_dirs import LAST_CHECKPOINT, METRICS
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger
 
-    from gpt.module import LanguageModelModule
+    from gpt.models import LanguageModel
+    from gpt.tokenizer import Tokenizer
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -35,30 +38,46 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu") -> LanguageModelModule:
-    """The trained module at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
+@dataclass(frozen=True)
+class TrainedModel:
+    """A checkpoint's model and tokenizer, and the hyper-parameters they were built from (LanguageModelModule's)."""
+
+    model: LanguageModel
+    tokenizer: Tokenizer
+    hparams: dict[str, Any]
+
+
+def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu") -> TrainedModel:
+    """The trained model at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
     is one); `requested` is the attention backend asked for (kernel=NAME; None: the checkpoint's own, see
-    reading_backend). A missing file and an unknown backend are refused before torch is imported."""
+    reading_backend). A missing file and an unknown backend are refused before torch is imported. Built as
+    LanguageModelModule builds it, from the same hyper-parameters, without Lightning."""
     ckpt = Path(path).expanduser()
     if not ckpt.is_file():
         raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/{LAST_CHECKPOINT})")
     if requested is not None:
         kernels.lookup(requested)
-    import torch  # torch and Lightning: loaded once the options are known good
+    import torch  # loaded once the options are known good
+    from hydra.utils import instantiate
 
-    from gpt.module import LanguageModelModule
+    from gpt.tokenizer import make_tokenizer
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise UserError("device=cuda: this machine has no CUDA GPU; allowed here: auto, cpu")
-    overrides = {}
-    hparams = read_checkpoint(ckpt)["hyper_parameters"]
-    saved = hparams["model"].get("backend")  # None for phase 1, which has no attention
+    checkpoint = read_checkpoint(ckpt)
+    hparams = checkpoint["hyper_parameters"]
+    model_config = hparams["model"]
+    saved = model_config.get("backend")  # None for phase 1, which has no attention
     backend = reading_backend(requested, saved, device) if saved is not None else None
     if backend is not None and backend != saved:
-        overrides["model"] = {**hparams["model"], "backend": backend}
-    return LanguageModelModule.load_from_checkpoint(ckpt, map_location=device, **overrides)
+        model_config = {**model_config, "backend": backend}
+    tokenizer = make_tokenizer(hparams.get("tokenizer", "chars"), hparams["vocab"])
+    model = instantiate(model_config, vocab_size=tokenizer.vocab_size)
+    # the module's state is its model's, each name under "model."
+    model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
+    return TrainedModel(model.to(device), tokenizer, hparams)
 
 
 def reading_backend(requested: str | None, saved: str, device: str) -> str:

@@ -10,7 +10,7 @@ from gpt.errors import UserError
 from gpt.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
-    from gpt.module import LanguageModelModule
+    from gpt.models import LanguageModel
 
 
 def encode_prompt(prompt: str | None, tokenizer: Tokenizer) -> list[int]:
@@ -24,7 +24,8 @@ def encode_prompt(prompt: str | None, tokenizer: Tokenizer) -> list[int]:
 
 
 def stream_text(
-    module: LanguageModelModule,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
     prompt: str | None,
     max_new_tokens: int,
     temperature: float = 1.0,
@@ -37,15 +38,14 @@ def stream_text(
     recomputes the context for every token (gpt/models/kv_cache.py)."""
     import torch  # here, not at the top: `--help` and option errors answer without loading torch
 
-    tokenizer = module.tokenizer
     prompt_ids = encode_prompt(prompt, tokenizer)
     yield tokenizer.decode(prompt_ids)
-    idx = torch.tensor([prompt_ids], dtype=torch.long, device=module.device)
-    model = module.model
+    device = next(model.parameters()).device
+    idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
     try:
-        generator = torch.Generator(device=module.device).manual_seed(seed)
+        generator = torch.Generator(device=device).manual_seed(seed)
         new_ids = model.stream(idx, max_new_tokens, temperature, top_k, generator, kv_cache=kv_cache)
         decode = tokenizer.decoder()
         for next_id in new_ids:
@@ -55,7 +55,8 @@ def stream_text(
 
 
 def generate_text(
-    module: LanguageModelModule,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
     prompt: str | None,
     max_new_tokens: int,
     temperature: float = 1.0,
@@ -64,4 +65,4 @@ def generate_text(
     kv_cache: bool = True,
 ) -> str:
     """The prompt followed by max_new_tokens sampled characters."""
-    return "".join(stream_text(module, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))
+    return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed, kv_cache))

@@ -252,7 +252,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         if trainer.is_global_zero:
             module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
             sample = generate_text(
-                module,
+                module.model,
+                module.tokenizer,
                 prompt=cfg.sample.prompt,
                 max_new_tokens=cfg.sample.max_new_tokens,
                 temperature=cfg.sample.temperature,

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import gpt.callbacks
 import gpt.config
+from gpt.checkpoints import load_checkpoint
 from gpt.module import LanguageModelModule
 
 PHASES = list(gpt.config.PHASES)
@@ -51,6 +52,15 @@ def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
     assert (tmp_path / "metrics.csv").is_file()
     assert "val loss" in capsys.readouterr().out
     assert summary["peak_gpu_memory_mib"] is None  # trained on the CPU
+    # the checkpoint commands build, without Lightning, the very model Lightning's own loading gives
+    loaded = load_checkpoint(summary["checkpoint"])
+    module = LanguageModelModule.load_from_checkpoint(summary["checkpoint"])
+    assert loaded.tokenizer.vocab == module.tokenizer.vocab and loaded.hparams == dict(module.hparams)
+    want = module.model.state_dict()
+    assert all(torch.equal(value, want[name]) for name, value in loaded.model.state_dict().items())
+    assert loaded.model.state_dict().keys() == want.keys()
+    idx = torch.randint(0, 111, (2, 16))
+    assert torch.equal(loaded.model.eval()(idx)[0], module.model.eval()(idx)[0])
 
 
 def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
