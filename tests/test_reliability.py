@@ -17,6 +17,7 @@ from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry,
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step; with
 # dropout, so that a resumed run matches only if the random state (the dropout masks to come) was restored too.
+STEPS = 200
 STEADY = [
     "model.n_layer=2",
     "model.n_embd=64",
@@ -25,8 +26,8 @@ STEADY = [
     "data.block_size=64",
     "data.batch_size=8",
     "data.val_windows=8",
-    "trainer.max_steps=400",
-    "trainer.val_check_interval=50",
+    f"trainer.max_steps={STEPS}",
+    "trainer.val_check_interval=25",
     "trainer.log_every_n_steps=1",
     "trainer.precision=32",
     "trainer.deterministic=true",
@@ -63,7 +64,7 @@ def interrupt(run_dir: Path, signum: int, corpus: Path) -> subprocess.CompletedP
     while signum == signal.SIGKILL and not first_checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.1)  # a killed run keeps only its validations' checkpoints: kill it after the first (a busy
         # machine may take longer than the sleep below to get there)
-    time.sleep(2.5)
+    time.sleep(1)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=300)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
@@ -88,7 +89,7 @@ def test_resume_after_ctrl_c_or_a_crash_continues_the_same_losses(signum, tmp_pa
     run = tmp_path / "interrupted"
     stopped = interrupt(run, signum, war_and_peace)
     step = checkpoint_step(run / "checkpoints" / "last.ckpt")
-    assert 0 < step < 400, "the signal did not land mid-run"
+    assert 0 < step < STEPS, "the signal did not land mid-run"
     if signum == signal.SIGINT:
         assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
         assert f"stopped by SIGINT at step {step}" in stopped.stderr and f"resume={run}" in stopped.stderr
@@ -96,10 +97,10 @@ def test_resume_after_ctrl_c_or_a_crash_continues_the_same_losses(signum, tmp_pa
     resumed = run_entry("gpt.train", *STEADY, f"resume={run}", env={"GPT_DATA": str(war_and_peace)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {run / 'checkpoints' / 'last.ckpt'} at step {step}" in resumed.stdout
-    assert read_summary(run)["steps"] == 400  # the run went on in its own dir, to the planned end
+    assert read_summary(run)["steps"] == STEPS  # the run went on in its own dir, to the planned end
     expected, got = losses(uninterrupted), losses(run)
-    assert sorted(got) == sorted(expected) == list(range(400))  # the history continues, no step twice
-    for s in range(step, 400):
+    assert sorted(got) == sorted(expected) == list(range(STEPS))  # the history continues, no step twice
+    for s in range(step, STEPS):
         assert got[s] == pytest.approx(expected[s], rel=1e-6, abs=1e-6), f"step {s} (resumed at {step})"
     assert losses(run, "val/loss") == pytest.approx(losses(uninterrupted, "val/loss"), rel=1e-6)
 
@@ -283,7 +284,7 @@ def test_sigterm_to_one_ddp_rank_stops_every_rank_with_one_checkpoint(tmp_path, 
     for line in process.stdout:  # printed by rank 0 once training starts, when both ranks are up
         if "Total params" in line:
             break
-    time.sleep(3)
+    time.sleep(1)
     (rank1,) = children(process.pid)
     os.kill(rank1, signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
