@@ -18,6 +18,9 @@ mantissa bits dropped), the larger of the two errors a TF32 unit may make.
 
 from __future__ import annotations
 
+import dataclasses
+import types
+
 import torch
 
 from kernels.errors import KernelUnavailableError
@@ -31,6 +34,47 @@ try:
     import triton.language as tl
 except ImportError:  # triton ships for Linux only
     triton = tl = None
+
+
+def _interpret_as_a_gpu_runs() -> None:
+    """Spare Triton's interpreter two costs a GPU does not pay, which took over half of its time here.
+
+    - It swaps its numpy versions into triton.language when a kernel is launched and back when it returns, and
+      again on every call of a @triton.jit helper from inside a kernel (without swapping back): each time a scan
+      of every member of triton.language, its core, math and tensor classes. The kernels call helpers (`mma`,
+      tile loads) in their inner loops. Here a launch swaps in everything any helper could ask for, once, and the
+      helpers' calls find it done.
+    - It checks every integer + and * of the index arithmetic for int32 overflow, a check a GPU makes only in
+      debug mode: here too only with TRITON_DEBUG=1.
+
+    Nothing computed changes. A Triton without these hooks is left as it is."""
+    from triton.runtime import interpreter
+
+    patch, builder = getattr(interpreter, "_patch_lang", None), getattr(interpreter, "interpreter_builder", None)
+    if patch is None or builder is None:
+        return
+    every_language = types.SimpleNamespace(__globals__={"tl": tl, "core": tl.core})  # what _patch_lang looks for
+    launch: list = []  # the patch scope of the launch now running, if any
+
+    class Launch:
+        def __init__(self, scope):
+            self.scope = scope
+            launch.append(scope)
+
+        def restore(self):
+            launch.remove(self.scope)
+            self.scope.restore()
+
+    class AlreadyPatched:
+        def restore(self):
+            pass
+
+    interpreter._patch_lang = lambda fn: AlreadyPatched() if launch else Launch(patch(every_language))
+    builder.options = dataclasses.replace(builder.options, sanitize_overflow=triton.knobs.runtime.debug)
+
+
+if triton is not None and INTERPRETING:
+    _interpret_as_a_gpu_runs()
 
 
 def check_can_run(name: str, *tensors: torch.Tensor) -> None:
