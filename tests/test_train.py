@@ -12,7 +12,16 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from conftest import TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except, train_composed
+from conftest import (
+    TINY,
+    assert_one_line_error,
+    no_credentials,
+    read_summary,
+    run_entry,
+    run_process,
+    tiny_except,
+    train_composed,
+)
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -194,21 +203,13 @@ def test_a_tiny_model_overfits_a_short_text(tmp_path):
 
 
 def test_wandb_runs_offline_without_credentials(tmp_path, war_and_peace):
-    home = tmp_path / "home"
-    home.mkdir()
     result = run_process(  # a process of its own: W&B reads HOME and the credentials once per process
         "gpt.train",
         "model=bigram",
         *TINY,
         "logger=default",
         f"hydra.run.dir={tmp_path / 'run'}",
-        env={
-            "GPT_DATA": str(war_and_peace),
-            "HOME": str(home),
-            "WANDB_API_KEY": None,
-            "WANDB_MODE": None,
-            "NETRC": str(home / ".netrc"),
-        },
+        env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
