@@ -47,6 +47,17 @@ class TrainedModel:
     hparams: dict[str, Any]
 
 
+def build_model(model: dict[str, Any], tokenizer: str, vocab: str) -> tuple[LanguageModel, Tokenizer]:
+    """The model (freshly initialised) and tokenizer that a run's hyper-parameters describe: what
+    LanguageModelModule trains and what a checkpoint's weights are loaded into."""
+    from hydra.utils import instantiate
+
+    from gpt.tokenizer import make_tokenizer
+
+    made = make_tokenizer(tokenizer, vocab)
+    return instantiate(model, vocab_size=made.vocab_size), made
+
+
 def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu") -> TrainedModel:
     """The trained model at path, on `device` (auto, cpu or cuda, checked by the caller: auto is the GPU where there
     is one); `requested` is the attention backend asked for (kernel=NAME; None: the checkpoint's own, see
@@ -58,9 +69,6 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     if requested is not None:
         kernels.lookup(requested)
     import torch  # loaded once the options are known good
-    from hydra.utils import instantiate
-
-    from gpt.tokenizer import make_tokenizer
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -73,8 +81,7 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     backend = reading_backend(requested, saved, device) if saved is not None else None
     if backend is not None and backend != saved:
         model_config = {**model_config, "backend": backend}
-    tokenizer = make_tokenizer(hparams.get("tokenizer", "chars"), hparams["vocab"])
-    model = instantiate(model_config, vocab_size=tokenizer.vocab_size)
+    model, tokenizer = build_model(model_config, hparams.get("tokenizer", "chars"), hparams["vocab"])
     # the module's state is its model's, each name under "model."
     model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
     return TrainedModel(model.to(device), tokenizer, hparams)

@@ -10,13 +10,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 
-from gpt.models import LanguageModel
+from gpt.checkpoints import build_model
 from gpt.optim import build_optimizer, build_schedule
-from gpt.tokenizer import make_tokenizer
 
 
 class LanguageModelModule(L.LightningModule):
@@ -29,13 +27,12 @@ class LanguageModelModule(L.LightningModule):
         corpus: dict | None = None,
         tokenizer: str = "chars",  # checkpoints from before byte tokenizers have none: chars
     ):
-        """The tokenizer is (`tokenizer`, `vocab`) (gpt.tokenizer.make_tokenizer). `corpus`
-        (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text gpt.evaluate scores
-        by default."""
+        """The model and tokenizer are built from `model`, `tokenizer` and `vocab` (gpt.checkpoints.build_model).
+        `corpus` (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text gpt.evaluate
+        scores by default."""
         super().__init__()
         self.save_hyperparameters()
-        self.tokenizer = make_tokenizer(tokenizer, vocab)
-        self.model: LanguageModel = instantiate(model, vocab_size=self.tokenizer.vocab_size)
+        self.model, self.tokenizer = build_model(model, tokenizer, vocab)
         self.compiled_forward = None  # compile_steps
 
     def compile_steps(self, mode: str | None = None) -> None:
