@@ -181,6 +181,11 @@ def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> M
         return Model(load_checkpoint(str(ckpt), kernel, device), Path(ckpt))
 
 
+def load_for_command(cfg: DictConfig) -> Model:
+    """The checkpoint a checkpoint command's config names (ckpt=, kernel=, device=), as load() gives it."""
+    return load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
+
+
 @dataclass(frozen=True)
 class SplitEvaluation(Evaluation):
     """The loss over a whole split (gpt.inspection.evaluate_ids), with what was scored; str() is gpt.evaluate's

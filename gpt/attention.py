@@ -11,14 +11,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from gpt.api import load
+from gpt.api import load_for_command
 from gpt.entry import hydra_command
 from gpt.inspection import save_figure
 
 
 @hydra_command("attention")
 def main(cfg: DictConfig) -> None:
-    figure = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device).attention(cfg.text)
+    figure = load_for_command(cfg).attention(cfg.text)
     print(save_figure(figure, Path(cfg.out)))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gpt.api import load, overridden
+from gpt.api import load_for_command, overridden
 from gpt.entry import hydra_command
 
 
@@ -16,7 +16,7 @@ from gpt.entry import hydra_command
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    model = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
+    model = load_for_command(cfg)
     print(model.evaluate_config(cfg, given=overridden(HydraConfig.get().overrides.task)))
 
 

@@ -11,13 +11,13 @@ import time
 
 from omegaconf import DictConfig
 
-from gpt.api import load
+from gpt.api import load_for_command
 from gpt.entry import hydra_command
 
 
 @hydra_command("sample")
 def main(cfg: DictConfig) -> None:
-    model = load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
+    model = load_for_command(cfg)
     texts = model.stream(cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
     try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
         print(next(texts), end="", flush=True)  # the prompt
