@@ -2,7 +2,6 @@
 kernel on the real corpus (`make tour`, marker `tour`: about a minute on 2 cores)."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,12 @@ def test_the_committed_tour_carries_no_outputs():
 
 
 @pytest.mark.tour
-def test_the_tour_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, war_and_peace):
+def test_the_tour_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, war_and_peace, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(TOUR, as_version=4)
-    os.environ["GPT_DATA"] = str(war_and_peace)  # the kernel inherits it; no download
+    monkeypatch.setenv("GPT_DATA", str(war_and_peace))  # the kernel inherits it; no download
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
     summaries = sorted(Path(tmp_path).rglob("summary.json"), key=lambda path: path.stat().st_mtime)
     runs = [(s["phase"], s["kernel"]) for s in map(json.loads, map(Path.read_text, summaries))]
