@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import one_line_errors
 from gpt.process import ends_without_teardown
+from gpt.run_dirs import claims_of_one_command
 
 
 def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -36,7 +37,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
 
         @ends_without_teardown
         def main() -> None:
-            with one_line_errors():
+            with one_line_errors(), claims_of_one_command():
                 hydra_main()
 
         return main

@@ -73,12 +73,24 @@ def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
     return path
 
 
-_CLAIMED: dict[str, str] = {}  # this process's fresh run dirs (Hydra may resolve the run dir more than once)
+_CLAIMED: dict[str, str] = {}  # the command's fresh run dirs (Hydra may resolve the run dir more than once)
+
+
+@contextlib.contextmanager
+def claims_of_one_command():
+    """Scope the fresh dirs claimed to one command: a second command in the same process (gpt.run twice in a
+    notebook, within one second) claims a dir of its own instead of being handed the first one's."""
+    _CLAIMED.clear()
+    try:
+        yield
+    finally:
+        _CLAIMED.clear()
 
 
 def claim_fresh_dir(name: str) -> str:
     """Create a run dir no other run has: `name`, or `name-2`, `name-3`, ... when runs start in the same second.
-    mkdir is atomic, so of two processes claiming one name, exactly one gets it."""
+    mkdir is atomic, so of two processes claiming one name, exactly one gets it; within one command (in
+    claims_of_one_command), every resolution of `name` gets the dir claimed first."""
     if name not in _CLAIMED:
         base, number = Path(name), 1
         while True:

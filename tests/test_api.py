@@ -1,6 +1,7 @@
 """The Python API (gpt.api) against the commands it stands for: the same run dirs for the same overrides, the same
 one-line refusals (as an exception), the same samples, evaluations and attention maps from a checkpoint."""
 
+import datetime
 import json
 from pathlib import Path
 
@@ -92,6 +93,26 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     ):
         with pytest.raises(gpt.UserError, match=line):
             call()
+
+
+def test_runs_started_in_one_second_from_one_process_get_their_own_dirs(tmp_path, short_text, monkeypatch):
+    """Two API runs and two API sweeps with no dir given, all in the same second (the clock stopped): four dirs.
+    (tests/test_integrity.py starts them in four processes.)"""
+
+    class Stopped(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr("hydra.core.utils.datetime", Stopped)  # the clock of Hydra's ${now:} resolver
+    overrides = ["model=bigram", "data=text", f"data.path={short_text}", *tiny_except()]
+    with environment({}, tmp_path):
+        runs = [gpt.run(*overrides, f"seed={seed}") for seed in (1, 2)]
+        runs += [run for seed in (3, 4) for run in gpt.multirun(*overrides, f"seed={seed}")]
+    assert len({run.dir for run in runs}) == 4, [run.dir for run in runs]
+    assert all("03-04-05" in str(run.dir.relative_to(tmp_path)) for run in runs)  # all named for that second
+    for seed, run in enumerate(runs, start=1):
+        assert f"seed={seed}" in run.overrides and run.summary["steps"] == 4  # each its own run, kept
 
 
 def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tmp_path, short_text):
