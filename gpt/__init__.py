@@ -14,9 +14,10 @@ The layers, each importing only the ones below it:
                   and report), gpt.reporting (the report of any folder of runs), gpt.callbacks, gpt.module (the
                   LightningModule), gpt.data (the LightningDataModule, over gpt.token_cache)
     library       gpt.checkpoints (read, load on a device, resume checks), gpt.inspection (whole-split loss,
-                  attention maps), gpt.sampling, gpt.optim, gpt.tokenizer (characters or bytes), gpt.run_dirs (the
-                  run-dir layout), gpt.machine (which machine, where its figures go), gpt.synthetic (stand-ins of
-                  the benchmark corpora' shape, for tests and benchmarks)
+                  attention maps), gpt.corpus (find, check, split, window), gpt.sampling, gpt.optim,
+                  gpt.tokenizer (characters or bytes), gpt.run_dirs (the run-dir layout), gpt.machine (which
+                  machine, where its figures go), gpt.synthetic (stand-ins of the benchmark corpora' shape, for
+                  tests and benchmarks); none of it loads Lightning
     configuration gpt.config (the schemas, the allowed values, PHASES; run-dir resolvers from gpt.run_dirs),
                   gpt.validation (the checks that run before anything heavy is imported), gpt.errors (one-line
                   errors); conf/ mirrors it

@@ -34,7 +34,7 @@ CHOICES = {
 }
 # ... of the checkpoint commands (gpt.sample, gpt.evaluate, gpt.attention)
 DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU where there is one
-SPLITS = ("train", "val", "test")  # the order they come in the corpus (gpt.data.splits)
+SPLITS = ("train", "val", "test")  # the order they come in the corpus (gpt.corpus.splits)
 # torch.compile's modes, as `compile=MODE`; compile=true is the first
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

@@ -66,7 +66,7 @@ def evaluate_ids(
     import torch
     import torch.nn.functional as F
 
-    from gpt.data import gather
+    from gpt.corpus import gather
 
     if len(ids) < 2:
         raise UserError(f"the split has {len(ids)} character(s): nothing to predict; give a longer text")
@@ -107,7 +107,7 @@ def split_ids(data: DictConfig, split_name: str, tokenizer: Tokenizer) -> tuple[
     """The corpus file, and the token ids of its split `split_name` in the checkpoint's tokenizer: the corpus's
     cached tokens (gpt/token_cache.py) as they are where the vocabularies agree, else mapped to the checkpoint's.
     `data` is a data config, or the corpus record of a checkpoint (older ones lack the later keys)."""
-    from gpt.data import resolve_corpus, splits
+    from gpt.corpus import resolve_corpus, splits
     from gpt.token_cache import encoded_corpus
 
     check_split(data, split_name)

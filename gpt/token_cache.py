@@ -42,7 +42,7 @@ UNICODE = 0x110000  # code points
 
 def cache_dir() -> Path:
     """Where the harness keeps what it fetched and derived: $GPT_CACHE_DIR, else $XDG_CACHE_HOME/gpt-harness. A
-    downloaded corpus goes to <cache>/<name>.txt (gpt.data), its tokens to <cache>/tokens/."""
+    downloaded corpus goes to <cache>/<name>.txt (gpt.corpus), its tokens to <cache>/tokens/."""
     if os.environ.get("GPT_CACHE_DIR"):
         return Path(os.environ["GPT_CACHE_DIR"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "gpt-harness"

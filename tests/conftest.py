@@ -29,7 +29,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from gpt.config import CONFIG_DIR
-from gpt.data import resolve_corpus
+from gpt.corpus import resolve_corpus
 from gpt.errors import UserError
 from gpt.process import exit_status
 from gpt.train import train

@@ -129,11 +129,13 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
 
 def test_the_package_names_the_api_without_loading_it_for_the_commands(trained):
     """`import gpt.train` (every command) must not pay for the API's imports; `gpt.run` finds it on first use. A
-    checkpoint loads without Lightning (about 3 s of imports): the checkpoint commands start sooner."""
+    checkpoint loads, samples, scores its corpus and draws its attention without Lightning (about 3 s of
+    imports): the checkpoint commands start sooner."""
     probe = (
         "import sys, gpt; print('gpt.api' in sys.modules, 'lightning' in sys.modules)\n"
-        "from gpt.checkpoints import load_checkpoint\n"
-        f"load_checkpoint({str(trained['api'].checkpoint)!r}); print('lightning' in sys.modules)"
+        f"model = gpt.load({str(trained['api'].checkpoint)!r}, device='cpu')\n"
+        "model.sample('He', max_new_tokens=3); model.evaluate(stride=16); model.attention('He said')\n"
+        "print('lightning' in sys.modules)"
     )
     import subprocess
     import sys

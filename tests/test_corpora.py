@@ -12,7 +12,8 @@ from conftest import assert_one_line_error, run_entry, tiny_except
 from hydra import compose, initialize_config_dir
 
 from gpt.config import CONFIG_DIR
-from gpt.data import CharDataModule, resolve_corpus, splits
+from gpt.corpus import resolve_corpus, splits
+from gpt.data import CharDataModule
 from gpt.errors import UserError
 from gpt.synthetic import write_synthetic
 from gpt.token_cache import encoded_corpus

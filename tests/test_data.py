@@ -5,7 +5,8 @@ import hashlib
 import pytest
 import torch
 
-from gpt.data import CharDataModule, RandomWindows, resolve_corpus, window_batch
+from gpt.corpus import resolve_corpus, window_batch
+from gpt.data import CharDataModule, RandomWindows
 from gpt.errors import UserError
 from gpt.token_cache import encoded_corpus
 

@@ -7,7 +7,8 @@ import torch
 from omegaconf import OmegaConf
 
 from gpt import token_cache
-from gpt.data import RandomWindows, window_batch
+from gpt.corpus import window_batch
+from gpt.data import RandomWindows
 from gpt.inspection import evaluate_ids, split_ids
 from gpt.models import GPT
 from gpt.tokenizer import CharTokenizer
