@@ -4,6 +4,7 @@ searches survive failed trials, every numeric option has a range, and every entr
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -64,24 +65,45 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(finished_run, war_a
     assert snapshot(finished_run) == before
 
 
+# Forks four gpt.train commands at once from one interpreter that has loaded what a run loads (Lightning: seconds
+# of imports, paid once instead of four times), all with Hydra's clock stopped at one second, so their dir names
+# collide every time; each child runs the command's own main() and ends with its status; the parent prints them.
+SAME_SECOND = """
+import datetime, json, os, sys
+import hydra.core.utils
+import gpt.train, gpt.training
+
+class Stopped(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 1, 2, 3, 4, 5)
+
+hydra.core.utils.datetime = Stopped  # the clock of Hydra's ${now:} resolver, which names the dirs
+children = []
+for argv in json.loads(sys.argv[1]):
+    child = os.fork()
+    if child == 0:
+        sys.argv = ["gpt.train", *argv]
+        gpt.train.main()
+        sys.exit()  # ends with the command's status (gpt.process), as `python -m gpt.train` would
+    children.append(child)
+print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]))
+"""
+
+
 def test_runs_and_sweeps_started_in_the_same_second_get_their_own_dirs(tmp_path, war_and_peace):
-    """Two runs and two one-job sweeps with no dir given, all started together: four dirs, each with its own
-    config and results."""
+    """Two runs and two one-job sweeps with no dir given, four processes started together in the same second:
+    four dirs, each with its own config and results."""
     env = {**os.environ, "GPT_DATA": str(war_and_peace), "WANDB_SILENT": "true"}
-    commands = [["-m", "gpt.train", *TINY, f"seed={seed}"] for seed in (1, 2)] + [
-        ["-m", "gpt.train", "-m", *TINY, f"seed={seed}"] for seed in (3, 4)
-    ]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, *command], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for command in commands
-    ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-3000:]
+    commands = [[*TINY, f"seed={seed}"] for seed in (1, 2)] + [["-m", *TINY, f"seed={seed}"] for seed in (3, 4)]
+    launched = subprocess.run(
+        [sys.executable, "-c", SAME_SECOND, json.dumps(commands)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert launched.returncode == 0 and launched.stdout.splitlines()[-1] == "[0, 0, 0, 0]", launched.stderr[-3000:]
     runs, sweeps = sorted(tmp_path.glob("outputs/*/*/")), sorted(tmp_path.glob("multirun/*/"))
-    assert len(runs) == 2 and len(sweeps) == 2, (runs, sweeps)
+    assert [run.name for run in runs] == ["03-04-05-gpt-eager", "03-04-05-gpt-eager-2"]  # the second, suffixed
+    assert [sweep.name for sweep in sweeps] == ["2026-01-02_03-04-05-sweep", "2026-01-02_03-04-05-sweep-2"]
     jobs = [job for sweep in sweeps for job in sweep.glob("*-gpt-eager")]
     assert [job.name for job in jobs] == ["0-gpt-eager", "0-gpt-eager"]  # one job in each sweep, as launched
     recorded = sorted((d / ".hydra" / "overrides.yaml").read_text().split("seed=")[1][0] for d in runs + jobs)
