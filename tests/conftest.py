@@ -55,6 +55,16 @@ def tiny_except(*keys: str) -> list[str]:
     return [o for o in TINY if o.split("=")[0] not in keys]
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (make test): a worker for each CPU this process may run on. xdist's own count is of physical cores
+    where psutil is installed (W&B installs it): one worker on a machine whose two CPUs are the two hyperthreads of
+    one core (Intel Xeon cloud machines), which left one CPU idle and took the suite twice as long there.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (xdist's own hook reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @pytest.fixture(scope="session")
 def war_and_peace() -> Path:
     """The real corpus, found the way a run finds it (data.path, $GPT_DATA, the cache; never downloaded here),
