@@ -1,5 +1,5 @@
 """The corpus: found or fetched, checked, split, and read by windows. No Lightning here: the commands that only
-score or draw a checkpoint (gpt.evaluate, gpt.inspection) read the corpus without loading a trainer.
+score a checkpoint on its corpus (gpt.evaluate, through gpt.inspection) start without loading a trainer.
 
 A corpus is found by `data.path`, then $GPT_DATA, then the cache, then downloaded where the preset has a URL,
 and checked against its sha256 wherever it came from. It is split contiguously into train, validation and (where

@@ -58,8 +58,9 @@ def tiny_except(*keys: str) -> list[str]:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` (make test): a worker for each CPU this process may run on. xdist's own count is of physical cores
     where psutil is installed (W&B installs it): one worker on a machine whose two CPUs are the two hyperthreads of
-    one core (Intel Xeon cloud machines), which left one CPU idle and took the suite twice as long there.
-    PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (xdist's own hook reads it)."""
+    one core (Intel Xeon cloud machines), which left one CPU idle; the suite takes 1.7x as long in one worker as in
+    two (experiments/test_suite/). PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (xdist's own hook
+    reads it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
