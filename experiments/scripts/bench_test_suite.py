@@ -9,8 +9,8 @@ repeat the wall and CPU time; then, from the last repeat's durations, the second
 slowest test functions (their parametrized cases added up, setup included). Two workers share two cores, so the
 wall time is about half the CPU time: the CPU time is the steadier of the two between runs. --checkout runs
 another checkout's tests and code with this interpreter (a worktree of an earlier commit: before and after a
-change in one session, on one machine). --workers 1 runs the suite in one worker, as xdist's own `-n auto` did
-where the two CPUs are one core's two hyperthreads.
+change, measured one after the other on one machine). --workers 1 runs the suite in one worker, as xdist's own
+`-n auto` did where the two CPUs are one core's two hyperthreads.
 """
 
 from __future__ import annotations
