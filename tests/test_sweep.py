@@ -50,6 +50,8 @@ def compose_preset(*overrides: str, with_hydra: bool = True):
 
 
 def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_peace):
+    """On a machine without W&B credentials, as any run there: offline W&B runs, no login prompt. (A single run
+    keeps its W&B run in its run dir: tests/test_reliability.py's DDP test.)"""
     sweep = tmp_path / "sweep"
     result = run_process(  # a process of its own: W&B reads HOME and the credentials once per process
         "gpt.train",

@@ -1,6 +1,6 @@
 """End to end through the real entry points, as a user runs them: every phase trains and writes its summary,
-checkpoints sample on their own, a tiny model overfits, W&B stays offline without credentials; AdamW steps fused
-and the trainer's gradient clipping still holds."""
+checkpoints sample on their own, a tiny model overfits; AdamW steps fused and the trainer's gradient clipping
+still holds. (W&B without credentials: tests/test_sweep.py.)"""
 
 import csv
 import itertools
@@ -15,10 +15,8 @@ import torch
 from conftest import (
     TINY,
     assert_one_line_error,
-    no_credentials,
     read_summary,
     run_entry,
-    run_process,
     tiny_except,
     train_composed,
 )
@@ -200,21 +198,6 @@ def test_a_tiny_model_overfits_a_short_text(tmp_path):
     bigram_entropy = conditional_entropy(corpus.read_text())
     assert summary["train_loss"] < 0.3 and summary["val_loss"] < 0.3, summary
     assert summary["val_loss"] < bigram_entropy / 3, (summary, bigram_entropy)
-
-
-def test_wandb_runs_offline_without_credentials(tmp_path, war_and_peace):
-    result = run_process(  # a process of its own: W&B reads HOME and the credentials once per process
-        "gpt.train",
-        "model=bigram",
-        *TINY,
-        "logger=default",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, list((tmp_path / "run").rglob("*"))
-    assert list(runs[0].glob("*.wandb")), "the offline run holds no history file"
 
 
 def train_losses(run_dir) -> list[float]:
