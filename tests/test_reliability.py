@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -272,13 +273,19 @@ def test_sigterm_to_one_ddp_rank_stops_every_rank_with_one_checkpoint(tmp_path, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    for line in process.stdout:  # printed by rank 0 once training starts, when both ranks are up
-        if "Total params" in line:
-            break
-    time.sleep(1)
-    (rank1,) = children(process.pid)
-    os.kill(rank1, signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
+    ranks = [process.pid]
+    try:
+        for line in process.stdout:  # printed by rank 0 once training starts, when both ranks are up
+            if "Total params" in line:
+                break
+        time.sleep(1)
+        ranks += children(process.pid)
+        os.kill(ranks[1], signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:  # a rank that a failure left waiting in a collective goes too
+        for rank in ranks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rank, signal.SIGKILL)
     assert process.returncode == 143, stderr[-3000:]
     step = checkpoint_step(run / "checkpoints" / "last.ckpt")
     assert 0 < step < 2000 and f"stopped by SIGTERM at step {step}" in stderr, stderr[-3000:]
