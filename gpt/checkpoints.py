@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from gpt.tokenizer import Tokenizer
 
 
+FORMER_TOKENIZER = "chars"  # what checkpoints from before byte tokenizers, which record none, were trained on
+
+
+def recorded_tokenizer(hparams: dict[str, Any]) -> str:
+    """The tokenizer a checkpoint's hyper-parameters name."""
+    return hparams.get("tokenizer", FORMER_TOKENIZER)
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
@@ -81,7 +89,7 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     backend = reading_backend(requested, saved, device) if saved is not None else None
     if backend is not None and backend != saved:
         model_config = {**model_config, "backend": backend}
-    model, tokenizer = build_model(model_config, hparams.get("tokenizer", "chars"), hparams["vocab"])
+    model, tokenizer = build_model(model_config, recorded_tokenizer(hparams), hparams["vocab"])
     # the module's state is its model's, each name under "model."
     model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
     return TrainedModel(model.to(device), tokenizer, hparams)
@@ -116,8 +124,8 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tok
     ]  # the kernel may change: same weights
     if saved["model"].get("_target_") != model["_target_"]:
         differences = [f"it holds a {saved['model'].get('_target_')}, this run builds a {model['_target_']}"]
-    if saved.get("tokenizer", "chars") != tokenizer.name:
-        differences.append(f"data.tokenizer={saved.get('tokenizer', 'chars')} there, {tokenizer.name} here")
+    if (recorded := recorded_tokenizer(saved)) != tokenizer.name:
+        differences.append(f"data.tokenizer={recorded} there, {tokenizer.name} here")
     elif saved["vocab"] != tokenizer.vocab:
         differences.append("its vocabulary differs from this corpus's (another data= or data.path)")
     if saved["max_steps"] != cfg.trainer.max_steps:

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 
-from gpt.checkpoints import build_model
+from gpt.checkpoints import FORMER_TOKENIZER, build_model
 from gpt.optim import build_optimizer, build_schedule
 
 
@@ -25,7 +25,7 @@ class LanguageModelModule(L.LightningModule):
         vocab: str,
         max_steps: int,
         corpus: dict | None = None,
-        tokenizer: str = "chars",  # checkpoints from before byte tokenizers have none: chars
+        tokenizer: str = FORMER_TOKENIZER,  # Lightning passes none for checkpoints that record none
     ):
         """The model and tokenizer are built from `model`, `tokenizer` and `vocab` (gpt.checkpoints.build_model).
         `corpus` (CharDataModule.corpus_record) is only recorded, with the vocabulary it gave: the text gpt.evaluate

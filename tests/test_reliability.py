@@ -150,6 +150,10 @@ def tiny_run(tmp_path, short_text) -> Path:
         (["model.n_layer=2"], ["does not fit this run", "model.n_layer=1 there, 2 here"]),
         (["model=block"], ["does not fit this run", "GPT", "BlockLM"]),
         (["model.n_layer=1", "trainer.max_steps=9"], ["trainer.max_steps=4 there", "9 here"]),
+        (
+            ["model.n_layer=1", "data.tokenizer=bytes"],
+            ["does not fit this run", "data.tokenizer=chars there, bytes here"],
+        ),
     ],
 )
 def test_resuming_an_incompatible_checkpoint_is_a_one_line_error(tiny_run, short_text, overrides, fragments):
