@@ -12,14 +12,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from conftest import (
-    TINY,
-    assert_one_line_error,
-    read_summary,
-    run_entry,
-    tiny_except,
-    train_composed,
-)
+from conftest import TINY, assert_one_line_error, read_summary, run_entry, tiny_except, train_composed
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -66,7 +59,7 @@ def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
     want = module.model.state_dict()
     assert all(torch.equal(value, want[name]) for name, value in loaded.model.state_dict().items())
     assert loaded.model.state_dict().keys() == want.keys()
-    idx = torch.randint(0, 111, (2, 16))
+    idx = torch.randint(0, loaded.tokenizer.vocab_size, (2, 16))
     assert torch.equal(loaded.model.eval()(idx)[0], module.model.eval()(idx)[0])
 
 
