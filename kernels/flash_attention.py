@@ -84,19 +84,21 @@ if triton is not None:
 
     # Autotune candidates for a GPU, each compiled for sm_80 and sm_90 by make kernels-compile. Under the
     # interpreter, one 16 x 16 tile, so that the tests' short sequences span several tiles.
-    # fp32: one 16 x 16 tile. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile)
-    FP32_TILES = [(16, 16, 4, 2, 128, 128)]
-    FORWARD_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 128), (128, 128, 8, 3, 64, 64),
-                                                        (128, 64, 4, 4, 64, 64), (64, 64, 4, 3, 128, 128),
+    # fp32: 16 x 16 tiles. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile)
+    FORWARD_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 64), (128, 128, 8, 3, 64, 64),
+                                                        (128, 64, 4, 4, 64, 32), (64, 64, 4, 3, 128, 64),
                                                         (64, 32, 4, 4, 128, 128)]) + \
-        _configs("BLOCK_M", "BLOCK_N", 4, FP32_TILES)
+        _configs("BLOCK_M", "BLOCK_N", 4, [(16, 16, 4, 2, 128, 128)])
     # The backward: one program owns a TILE of keys (for dK, dV), then the same TILE of queries (for dQ), and
-    # steps through the other side STEP at a time
-    BACKWARD_TUNING = _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 64, 64), (128, 32, 4, 3, 32, 64),
-                                                   (64, 64, 4, 2, 64, 128), (64, 32, 4, 3, 128, 128)]) + \
-        _configs("TILE", "STEP", 4, FP32_TILES)
+    # steps through the other side STEP at a time. It holds twice the forward's accumulators (dK and dV, or dQ
+    # with q and dO): its tiles are smaller or have more warps.
+    BACKWARD_TUNING = _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 32, 32), (64, 64, 8, 2, 64, 64),
+                                                   (64, 32, 8, 3, 64, 128), (32, 32, 4, 3, 64, 64),
+                                                   (32, 32, 8, 3, 128, 128)]) + \
+        _configs("TILE", "STEP", 4, [(16, 16, 4, 2, 64, 64), (16, 16, 8, 2, 128, 128)])
     FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
     BACKWARD_CONFIGS = launch_configs(BACKWARD_TUNING, triton.Config({"TILE": 16, "STEP": 16}))
+    DELTA_ROWS = 64  # rows per program of the delta kernel
     TUNING_KEY = ["T_BUCKET", "BLOCK_D", "CAUSAL", "PRECISION"]  # the autotuner adds the tensors' dtypes
 
     @triton.jit
@@ -323,10 +325,9 @@ def backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.
     B, H, T, D = q.shape
     constexprs = launch_args(q, causal)
     delta = torch.empty_like(lse)
-    delta_rows = 64
-    _flash_backward_delta[(triton.cdiv(T, delta_rows), B * H)](
+    _flash_backward_delta[(triton.cdiv(T, DELTA_ROWS), B * H)](
         out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
-        BLOCK_M=delta_rows, BLOCK_D=constexprs["BLOCK_D"])
+        BLOCK_M=DELTA_ROWS, BLOCK_D=constexprs["BLOCK_D"])
     # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
     dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
     BACKWARD(lambda meta: (triton.cdiv(T, meta["TILE"]), B * H), _tuning_key(q, constexprs),

@@ -2,8 +2,9 @@
 
 Triton's interpreter runs the kernels on a CPU, but it never allocates shared memory or registers, so a tile
 that cannot fit a GPU passes there. This compiles each kernel the way a GPU run would (Triton's own compiler
-and the `ptxas` shipped in the triton wheel, for sm_80 and sm_90) for every dtype and fp32 precision, head
-dim, causality and autotune config the wrappers can launch, and fails on
+and the `ptxas` shipped in the triton wheel, for sm_80 and sm_90; the arguments specialised by Triton's own
+launcher code) for every dtype and fp32 precision, head dim, causality, autotune config and size alignment
+(SIZES) the wrappers can launch, and fails on
 
     a compile error;
     shared memory over the target's per-block limit (sm_80: 163 KiB, sm_90: 227 KiB);
@@ -34,12 +35,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import triton
 import triton.language as tl
 from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
-from triton.compiler import ASTSource
+from triton.compiler import ASTSource, make_backend
+from triton.runtime.jit import create_function_from_signature
 
 import kernels
 import kernels.flash_attention as flash
@@ -67,53 +70,66 @@ SOFTMAX_ROWS = [2**n for n in range(4, softmax.MAX_ROW.bit_length())]  # BLOCK: 
 KERNEL_SOURCES = ["flash_attention.py", "naive_attention.py", "softmax.py", "triton_runtime.py"]
 
 
+# Triton's launcher specialises a kernel on its arguments: every integer that is a multiple of 16 (sizes and
+# strides) compiles as one, an integer 1 as the constant 1, each pointer on its dtype and 16-byte alignment. A
+# multiple of 16 lets it prove masked loads contiguous, and so vectorise and pipeline them (cp.async): the
+# same config then takes 2-3x the shared memory. Each case is compiled for both ends: every size a multiple of
+# 16 (the training shapes: T = 256, head_dim 64) and none (T = 250, head_dim 60).
+SIZES = ("aligned", "ragged")
+
+
 @dataclass
 class Case:
-    """One kernel specialisation: what the wrapper would launch for some input."""
+    """One kernel specialisation: what Triton's launcher compiles for some launch of the wrappers."""
 
     kernel: str
     fn: object  # the @triton.jit function
-    pointers: dict  # pointer argument -> element type ("bf16", "fp32", ...)
-    constexprs: dict
+    args: dict  # every argument by name, as the wrapper passes it (a pointer: a tiny tensor of its dtype)
     num_warps: int
     num_stages: int
-    floats: tuple = ()
-    unit_strides: tuple = ()  # stride arguments that are 1 at run time (Triton makes those compile-time 1)
+    sizes: str  # one of SIZES
     target: str = "sm_90"
     result: dict = field(default_factory=dict)
 
     def describe(self) -> str:
-        shown = {k: v for k, v in self.constexprs.items() if k != "PRECISION" or self.pointers.get("Q") == "fp32"}
+        constexprs = {p.name for p in self.fn.params if p.is_constexpr}
+        shown = {k: v for k, v in self.args.items() if k in constexprs and (k != "PRECISION" or self.dtype() == "fp32")}
+        shown = {k: getattr(v, "name", v) for k, v in shown.items()}  # tl.bfloat16 -> bf16
         return " ".join(f"{k}={v}" for k, v in shown.items()) + f" warps={self.num_warps} stages={self.num_stages}"
 
     def dtype(self) -> str:
-        return next(iter(self.pointers.values()))
+        return DTYPE_NAMES[next(v.dtype for v in self.args.values() if isinstance(v, torch.Tensor))]
 
 
-def _signature(case: Case) -> tuple[dict, dict, dict]:
-    signature, constexprs = {}, dict(case.constexprs)
-    for name in case.fn.arg_names:
-        if name in case.pointers:
-            signature[name] = f"*{case.pointers[name]}"
-        elif name in case.constexprs:
-            signature[name] = "constexpr"
-        elif name in case.unit_strides:
-            signature[name], constexprs[name] = "constexpr", 1
-        else:
-            signature[name] = "fp32" if name in case.floats else "i32"
-    # pointers from torch's allocator are 16-byte aligned, and the row strides multiples of 16 elements
-    divisible = {
-        (i,): [["tt.divisibility", 16]]
-        for i, name in enumerate(case.fn.arg_names)
-        if name in case.pointers
-        or (name.startswith("stride") and name not in case.unit_strides and name not in case.constexprs)
-    }
-    return signature, constexprs, divisible
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+TORCH_DTYPES = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+
+
+def pointer(dtype: str) -> torch.Tensor:
+    """A pointer argument as the launcher sees it: a tensor of this dtype, 16-byte aligned like torch's allocations
+    (its size and strides do not matter: the kernels take strides as arguments of their own)."""
+    return torch.empty(16, dtype=TORCH_DTYPES[dtype])
+
+
+def strides(name: str, layout: tuple, axes: str = "bhtd") -> dict:
+    """stride_<name>b, stride_<name>h, ... for a layout's strides, in the kernels' naming."""
+    return {f"stride_{name}{axis}": stride for axis, stride in zip(axes, layout, strict=True)}
+
+
+def specialise(case: Case) -> tuple[dict, dict, dict, dict]:
+    """(signature, constexprs, attrs, options) as Triton's launcher derives them from the case's arguments: its own
+    binder (the code a kernel[grid](...) call runs) with a backend for the case's target."""
+    backend = make_backend(GPUTarget("cuda", TARGETS[case.target][0], 32))
+    binder = create_function_from_signature(case.fn.signature, case.fn.params, backend)
+    launch = {"num_warps": case.num_warps, "num_stages": case.num_stages}
+    bound, specialisation, options = binder(**case.args, **launch)
+    options, signature, constexprs, attrs = case.fn._pack_args(backend, launch, bound, specialisation, options)
+    return signature, constexprs, attrs, launch
 
 
 def compile_case(case: Case) -> dict:
     """Compile one case for its target; shared bytes from Triton, registers and spills from `ptxas -v`."""
-    signature, constexprs, attrs = _signature(case)
+    signature, constexprs, attrs, options = specialise(case)
     capability, shared_limit = TARGETS[case.target]
     log = io.StringIO()
     knobs.nvidia.dump_ptxas_log = True  # Triton prints ptxas's -v report to stdout
@@ -122,7 +138,7 @@ def compile_case(case: Case) -> dict:
             compiled = triton.compile(
                 ASTSource(case.fn, signature, constexprs, attrs),
                 target=GPUTarget("cuda", capability, 32),
-                options={"num_warps": case.num_warps, "num_stages": case.num_stages},
+                options=options,
             )
     except Exception as error:
         return {"error": " ".join(str(error).split())[:200]}
@@ -133,6 +149,8 @@ def compile_case(case: Case) -> dict:
         return int(match.group(1)) if match else -1
 
     result = {
+        # loads copied global -> shared asynchronously (cp.async, or TMA's cp.async.bulk): the pipelined ones
+        "async_copies": len(re.findall(r"\bcp\.async(?:\.bulk)?\.[\w.]*shared", compiled.asm["ptx"])),
         "shared": compiled.metadata.shared,
         "registers": number(r"Used (\d+) registers"),
         "spills": number(r"(\d+) bytes spill stores"),
@@ -147,106 +165,121 @@ def compile_case(case: Case) -> dict:
     return result
 
 
+def attention_shape(sizes: str, block_d: int) -> tuple[int, int, int]:
+    """(heads, T, head_dim) of an example launch: head_dim is block_d itself, or 4 short of it (still block_d)."""
+    return (2, 256, block_d) if sizes == "aligned" else (2, 250, block_d - 4)
+
+
+def flash_forward_args(dtype: str, sizes: str, block_d: int) -> dict:
+    """q, k, v as the model passes them, split off one fused (B, T, 3, H, D) projection; out and lse fresh."""
+    H, T, D = attention_shape(sizes, block_d)
+    split, fresh = (3 * H * D * T, D, 3 * H * D, 1), (H * T * D, T * D, D, 1)
+    return {
+        **dict.fromkeys("QKVO", pointer(dtype)),
+        "LSE": pointer("fp32"),
+        **strides("q", split),
+        **strides("k", split),
+        **strides("v", split),
+        **strides("o", fresh),
+        **{"H": H, "T": T, "D": D, "T_BUCKET": triton.next_power_of_2(T), "scale": D**-0.5},
+    }
+
+
+def flash_backward_args(dtype: str, sizes: str, block_d: int) -> dict:
+    """The forward's q, k, v; dO and the gradients fresh and contiguous."""
+    forward = flash_forward_args(dtype, sizes, block_d)
+    fresh = tuple(forward[f"stride_o{axis}"] for axis in "bhtd")
+    return {
+        **{name: forward[name] for name in "QKV"},
+        **{name: pointer(dtype) for name in ("DO", "DQ", "DK", "DV")},
+        **{name: pointer("fp32") for name in ("LSE", "DELTA")},
+        **{name: value for name, value in forward.items() if name.startswith(("stride_q", "stride_k", "stride_v"))},
+        **strides("do", fresh),
+        **strides("g", fresh),
+        **{name: forward[name] for name in ("H", "T", "D", "T_BUCKET", "scale")},
+    }
+
+
 def attention_cases(target: str) -> list[Case]:
     """What the attention wrappers can launch on this target: flash's usable autotune configs, naive's tile."""
     capability = (TARGETS[target][0] // 10, 0)
     cases = []
-    kernels = [
-        ("flash forward", flash._flash_forward, flash.FORWARD_TUNING, ["Q", "K", "V", "O"], ["LSE"], ("scale",)),
-        (
-            "flash backward dQ dK dV",
-            flash._flash_backward,
-            flash.BACKWARD_TUNING,
-            ["Q", "K", "V", "DO", "DQ", "DK", "DV"],
-            ["LSE", "DELTA"],
-            ("scale",),
-        ),
+    flash_kernels = [
+        ("flash forward", flash._flash_forward.fn, flash.FORWARD_TUNING, flash_forward_args),
+        ("flash backward dQ dK dV", flash._flash_backward.fn, flash.BACKWARD_TUNING, flash_backward_args),
     ]
-    for (name, tuner, configs, tensors, fp32_buffers, floats), (
-        _,
-        pointer,
-        precision,
-    ), block_d, causal in itertools.product(kernels, OPERANDS, HEAD_DIM_BLOCKS, (True, False)):
-        unit = tuple(a for a in tuner.fn.arg_names if a.startswith("stride") and a.endswith("d"))
-        pointers = {**dict.fromkeys(tensors, pointer), **dict.fromkeys(fp32_buffers, "fp32")}
-        for config in flash.usable(configs, 4 if pointer == "fp32" else 2, block_d, capability):
-            cases.append(
-                Case(
-                    name,
-                    tuner.fn,
-                    pointers,
-                    {"CAUSAL": causal, "PRECISION": precision, "BLOCK_D": block_d, **config.kwargs},
-                    config.num_warps,
-                    config.num_stages,
-                    floats,
-                    unit,
-                    target,
-                )
-            )
-    for pointer, block_d in itertools.product(("fp32", "bf16", "fp16"), HEAD_DIM_BLOCKS):
+    for (name, fn, configs, make_args), (_, dtype, precision), block_d, causal, sizes in itertools.product(
+        flash_kernels, OPERANDS, HEAD_DIM_BLOCKS, (True, False), SIZES
+    ):
+        for config in flash.usable(configs, 4 if dtype == "fp32" else 2, block_d, capability):
+            constexprs = {"CAUSAL": causal, "PRECISION": precision, "BLOCK_D": block_d, **config.kwargs}
+            args = {**make_args(dtype, sizes, block_d), **constexprs}
+            cases.append(Case(name, fn, args, config.num_warps, config.num_stages, sizes, target))
+    for dtype, block_d, sizes in itertools.product(("fp32", "bf16", "fp16"), HEAD_DIM_BLOCKS, SIZES):
+        forward = flash_forward_args(dtype, sizes, block_d)
+        args = {
+            **{name: forward[name] for name in ("O", "H", "T", "D")},
+            "DO": pointer(dtype),
+            "DELTA": pointer("fp32"),
+            **{name: value for name, value in forward.items() if name.startswith("stride_o")},
+            **strides("do", tuple(forward[f"stride_o{axis}"] for axis in "bhtd")),
+            "BLOCK_M": flash.DELTA_ROWS,
+            "BLOCK_D": block_d,
+        }
+        cases.append(Case("flash backward delta", flash._flash_backward_delta, args, 4, 3, sizes, target))
+    for (_, dtype, precision), a_transposed, b_transposed, sizes in itertools.product(
+        OPERANDS, (False, True), (False, True), SIZES
+    ):  # each operand plain or transposed (the backward's P^T dO, dO V^T, dS^T Q)
+        M, N, K = (256, 256, 64) if sizes == "aligned" else (250, 250, 60)
+        tile = naive.TILES[4 if dtype == "fp32" else 2]
+        args = {
+            "a_ptr": pointer(dtype),
+            "b_ptr": pointer(dtype),
+            "c_ptr": pointer("fp32"),
+            **{"M": M, "N": N, "K": K, "alpha": K**-0.5},
+            **strides("a", (M * K, 1, M) if a_transposed else (M * K, K, 1), "bmk"),
+            **strides("b", (K * N, 1, K) if b_transposed else (K * N, N, 1), "bkn"),
+            **strides("c", (M * N, N, 1), "bmn"),
+            "DOT": {"fp32": tl.float32, "bf16": tl.bfloat16, "fp16": tl.float16}[dtype],
+            "PRECISION": precision,
+            **{k: v for k, v in tile.items() if k.startswith("BLOCK")},
+        }
         cases.append(
-            Case(
-                "flash backward delta",
-                flash._flash_backward_delta,
-                {"O": pointer, "DO": pointer, "DELTA": "fp32"},
-                {"BLOCK_M": 64, "BLOCK_D": block_d},
-                4,
-                3,
-                unit_strides=("stride_od", "stride_dod"),
-                target=target,
-            )
-        )
-    for (_, pointer, precision), a_unit, b_unit in itertools.product(
-        OPERANDS, ("stride_ak", "stride_am"), ("stride_bn", "stride_bk")
-    ):  # each operand plain or transposed
-        tile = naive.TILES[4 if pointer == "fp32" else 2]
-        cases.append(
-            Case(
-                "naive matmul",
-                naive._batched_matmul,
-                {"a_ptr": pointer, "b_ptr": pointer, "c_ptr": "fp32"},
-                {
-                    "DOT": {"fp32": tl.float32, "bf16": tl.bfloat16, "fp16": tl.float16}[pointer],
-                    "PRECISION": precision,
-                    **{k: v for k, v in tile.items() if k.startswith("BLOCK")},
-                },
-                tile["num_warps"],
-                tile["num_stages"],
-                ("alpha",),
-                (a_unit, b_unit, "stride_cn"),
-                target,
-            )
+            Case("naive matmul", naive._batched_matmul, args, tile["num_warps"], tile["num_stages"], sizes, target)
         )
     return cases
 
 
 def softmax_cases(target: str) -> list[Case]:
+    """Rows of n_cols scores (fp32, as the naive attention keeps them) for every block the wrapper picks."""
     cases = []
-    for pointer, n_cols in itertools.product(("fp32", "bf16", "fp16"), SOFTMAX_ROWS):
+    for dtype, block, sizes in itertools.product(("fp32", "bf16", "fp16"), SOFTMAX_ROWS, SIZES):
+        n_cols = block if sizes == "aligned" else block - 3  # the same block: more than half of it
         config = softmax.launch_config(n_cols)
-        warps, stages = config.pop("num_warps"), config["NUM_STAGES"]
+        warps = config.pop("num_warps")
+        rows = {"n_rows": 4 * n_cols, "n_cols": n_cols, **config}
         for causal in (True, False):
+            args = {
+                "x_ptr": pointer("fp32"),
+                "y_ptr": pointer(dtype),
+                "x_row_stride": n_cols,
+                "y_row_stride": n_cols,
+                "rows_per_matrix": n_cols if causal else 1,
+                "CAUSAL": causal,
+                **rows,
+            }
             cases.append(
-                Case(
-                    "softmax forward",
-                    softmax._softmax_forward,
-                    {"x_ptr": "fp32", "y_ptr": pointer},
-                    {"CAUSAL": causal, **config},
-                    warps,
-                    stages,
-                    target=target,
-                )
+                Case("softmax forward", softmax._softmax_forward, args, warps, config["NUM_STAGES"], sizes, target)
             )
+        args = {
+            "y_ptr": pointer(dtype),
+            "dy_ptr": pointer("fp32"),
+            "dx_ptr": pointer("fp32"),
+            **dict.fromkeys(("y_row_stride", "dy_row_stride", "dx_row_stride"), n_cols),
+            **rows,
+        }
         cases.append(
-            Case(
-                "softmax backward",
-                softmax._softmax_backward,
-                {"y_ptr": pointer, "dy_ptr": "fp32", "dx_ptr": "fp32"},
-                config,
-                warps,
-                stages,
-                target=target,
-            )
+            Case("softmax backward", softmax._softmax_backward, args, warps, config["NUM_STAGES"], sizes, target)
         )
     return cases
 
@@ -258,13 +291,16 @@ def _compile_nth(sample: bool, index: int) -> dict:
 
 def all_cases(sample: bool) -> list[Case]:
     cases = [case for target in TARGETS for case in attention_cases(target) + softmax_cases(target)]
-    if sample:  # the largest tiles of each kernel, in fp32 FMAs (the most registers) and bf16 (tensor cores)
+    if sample:  # the largest tiles of each kernel, in fp32 FMAs (the most registers) and bf16 (tensor cores),
+        # at aligned sizes (pipelined loads: the most shared memory)
         largest = {}
         for case in cases:
-            if case.dtype() == "fp16" or case.constexprs.get("PRECISION") in ("tf32x3", "tf32"):
+            fp32_on_tensor_cores = case.dtype() == "fp32" and case.args.get("PRECISION", "ieee") != "ieee"
+            if case.dtype() == "fp16" or fp32_on_tensor_cores or case.sizes != "aligned":
                 continue
-            size = (math.prod(v for k, v in case.constexprs.items() if k.startswith("BLOCK")), case.num_warps)
-            key = (case.kernel, case.target, case.dtype(), case.constexprs.get("PRECISION"))
+            blocks = [v for k, v in case.args.items() if k.startswith("BLOCK") and isinstance(v, int)]
+            size = (math.prod(blocks), case.num_warps)
+            key = (case.kernel, case.target, case.dtype(), case.args.get("PRECISION"))
             if key not in largest or size > largest[key][0]:
                 largest[key] = (size, case)
         cases = [case for _, case in largest.values()]
@@ -283,16 +319,29 @@ def write_table(cases: list[Case], out: Path) -> Path:
     """The table of every case, and its summary: a function of the kernels' sources and the compiler's versions
     alone (no timings), so that writing it again over an unchanged tree changes nothing."""
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["kernel", "target", "dtype", "config", "shared_bytes", "registers", "spill_bytes", "error"]
+    columns = [
+        "kernel",
+        "target",
+        "dtype",
+        "sizes",
+        "config",
+        "shared_bytes",
+        "registers",
+        "spill_bytes",
+        "async_copies",
+        "error",
+    ]
     rows = [
         [
             c.kernel,
             c.target,
             c.dtype(),
+            c.sizes,
             c.describe(),
             c.result.get("shared", ""),
             c.result.get("registers", ""),
             c.result.get("spills", ""),
+            c.result.get("async_copies", ""),
             c.result["error"],
         ]
         for c in cases
@@ -302,7 +351,7 @@ def write_table(cases: list[Case], out: Path) -> Path:
     ptxas = ", ".join(f"{target} {get_ptxas(capability).version}" for target, (capability, _) in TARGETS.items())
     failed = [c for c in cases if c.result["error"]]
     summary = out / "README.md"
-    worst = {}
+    worst, pipelined = {}, {}
     for c in cases:
         key = (c.kernel, c.target)
         shared, regs, spills = worst.get(key, (0, 0, 0))
@@ -311,6 +360,14 @@ def write_table(cases: list[Case], out: Path) -> Path:
             max(regs, c.result.get("registers", 0)),
             max(spills, c.result.get("spills", 0)),
         )
+        count = pipelined.setdefault((*key, c.sizes), [0, 0])
+        count[0] += c.result.get("async_copies", 0) > 0
+        count[1] += 1
+
+    def share(key, sizes):
+        done, of = pipelined.get((*key, sizes), (0, 0))
+        return f"{done}/{of}"
+
     lines = [
         "# Every Triton kernel compiled for sm_80 and sm_90, without a GPU",
         "",
@@ -320,12 +377,17 @@ def write_table(cases: list[Case], out: Path) -> Path:
         f"spills <= {SPILL_BUDGET} B per thread (experiments/scripts/compile_kernels.py says why). "
         f"Failures: {len(failed)}.",
         "",
-        "Every case (kernel, target, dtype, config, shared bytes, registers, spills): `kernels_compile.csv`.",
-        "The largest figures per kernel and target:",
+        "Each case is compiled as Triton's launcher specialises it, at sizes that are multiples of 16 (aligned: "
+        "T = 256, head_dim 64) and at sizes that are not (ragged). Every case (kernel, target, dtype, sizes, config, "
+        "shared bytes, registers, spills, async copies): `kernels_compile.csv`. The largest figures per kernel and "
+        "target, and how many cases pipeline their loads (asynchronous copies to shared memory):",
         "",
-        "| kernel | target | max shared bytes | max registers | max spill bytes |",
-        "| --- | --- | ---: | ---: | ---: |",
-        *[f"| {k} | {t} | {s} | {r} | {p} |" for (k, t), (s, r, p) in worst.items()],
+        "| kernel | target | max shared bytes | max registers | max spill bytes | pipelined: aligned | ragged |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {k} | {t} | {s} | {r} | {p} | {share((k, t), 'aligned')} | {share((k, t), 'ragged')} |"
+            for (k, t), (s, r, p) in worst.items()
+        ],
     ]
     summary.write_text("\n".join(lines) + "\n")
     return summary
@@ -350,12 +412,16 @@ def main(argv: list[str] | None = None) -> int:
             case.result = result
     seconds = time.time() - start
     failed = [c for c in cases if c.result["error"]]
-    print(f"{'kernel':22} {'target':6} {'dtype':5} {'shared':>7} {'regs':>4} {'spill':>5}  config")
+    print(
+        f"{'kernel':23} {'target':6} {'dtype':5} {'sizes':7} {'shared':>7} {'regs':>4} {'spill':>5} {'async':>5}"
+        "  config"
+    )
     for c in cases:
         r = c.result
         print(
-            f"{c.kernel:22} {c.target:6} {c.dtype():5} {r.get('shared', ''):>7} {r.get('registers', ''):>4} "
-            f"{r.get('spills', ''):>5}  {c.describe()}" + (f"  FAILED: {r['error']}" if r["error"] else "")
+            f"{c.kernel:23} {c.target:6} {c.dtype():5} {c.sizes:7} {r.get('shared', ''):>7} "
+            f"{r.get('registers', ''):>4} {r.get('spills', ''):>5} {r.get('async_copies', ''):>5}  {c.describe()}"
+            + (f"  FAILED: {r['error']}" if r["error"] else "")
         )
     if not args.sample:
         print(f"wrote {write_table(cases, output_dir(args))}")
