@@ -92,7 +92,7 @@ bench-sampling: install
 	$(PY) experiments/scripts/bench_sampling.py $(ARGS)
 
 ## Compile every Triton kernel config for sm_80 and sm_90 with the triton wheel's compiler and ptxas, no GPU
-## needed (~3-4 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Its table in
+## needed (~10 min on 2 cores); fails on compile errors, shared memory over the limit or spills. Its table in
 ## experiments/kernels_compile/ holds no timings: rewritten over unchanged kernels, it stays the same.
 kernels-compile: install
 	$(PY) experiments/scripts/compile_kernels.py --write

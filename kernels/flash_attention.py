@@ -24,10 +24,16 @@ query tiles from i on, query tile i sees the key tiles up to i), so every progra
 rows and columns (past T) load as zeros, which contribute exactly nothing to dQ, dK, dV, so the backward masks
 only the causal band.
 
-Tiles are autotuned per (T rounded up to a power of two, head_dim, dtype, causality, fp32 precision) on a GPU,
-once per key: later calls launch the chosen config directly (triton_runtime.TunedKernel). Under Triton's
-interpreter one small fixed tile is used. A training step's call costs three launches: the forward; delta and
-the backward.
+Tiles are autotuned per (T rounded up to a power of two, head_dim, dtype, causality, fp32 precision, whether
+descriptors may be used) on a GPU, once per key: later calls launch the chosen config directly
+(triton_runtime.TunedKernel). Under Triton's interpreter one small fixed tile is used. A training step's call
+costs three launches: the forward; delta and the backward.
+
+Tiles move between global and shared memory in one of two ways, each a set of autotune candidates: the
+threads' own masked loads (pipelined by Triton with cp.async where the sizes let it prove them contiguous), or,
+on Hopper (sm_90) from TMA_MIN_T on, the tensor memory accelerator through tensor descriptors built on the GPU
+(whole tiles copied by one instruction, zeros past T and head_dim; fewer registers spent on addresses). The
+autotuner measures which wins for each key (`experiments/scripts/bench_attention.py` writes its choices).
 """
 
 from __future__ import annotations
@@ -50,62 +56,113 @@ from kernels.triton_runtime import (
     triton,
 )
 
+TMA_MIN_T = 1024  # tensor descriptors are tried from this T on (see `descriptors_usable`)
 
-def _configs(owned: str, step: str, operand_bytes: int, shapes: list[tuple]) -> list:
+
+def _configs(owned: str, step: str, operand_bytes: int, shapes: list[tuple], tma: bool = False) -> list:
     """triton.Configs from (owned tile, step tile, num_warps, num_stages, largest BLOCK_D on sm_90, on sm_80)
-    for operands of `operand_bytes` (2: bf16 / fp16, 4: fp32). The owned tile is a multiple of the step, so
-    that the causal diagonal band is a whole number of steps. The head-dim limits are where the tile still
-    fits in registers and shared memory without spilling: make kernels-compile proves each."""
+    for operands of `operand_bytes` (2: bf16 / fp16, 4: fp32); with `tma`, tiles copied by tensor descriptors
+    (sm_90 and later: their sm_80 limit is 0). The owned tile is a multiple of the step, so that the causal
+    diagonal band is a whole number of steps. The head-dim limits are where the tile still fits in registers and
+    shared memory without spilling: make kernels-compile proves each."""
     configs = []
     for own, stp, warps, stages, sm90, sm80 in shapes:
-        config = triton.Config({owned: own, step: stp}, num_warps=warps, num_stages=stages)
+        config = triton.Config({owned: own, step: stp, "TMA": tma}, num_warps=warps, num_stages=stages)
         config.operand_bytes, config.max_block_d = operand_bytes, {(9, 0): sm90, (8, 0): sm80}
         configs.append(config)
     return configs
 
 
-def usable(configs: list, element_size: int, block_d: int, capability: tuple[int, int]) -> list:
-    """The configs that fit this GPU at this head_dim and dtype. fp32 operands (plain FMAs for "ieee", two or
-    three TF32 passes otherwise) take about twice the registers and shared memory of bf16: their tiles are
-    smaller. The interpreter's one config has no limits."""
+def usable(configs: list, element_size: int, block_d: int, capability: tuple[int, int], descriptors: bool) -> list:
+    """The configs that fit this GPU at this head_dim and dtype, those with tensor descriptors only where
+    `descriptors_usable`. fp32 operands (plain FMAs for "ieee", two or three TF32 passes otherwise) take about
+    twice the registers and shared memory of bf16: their tiles are smaller. The interpreter's configs have no
+    limits."""
     family = (9, 0) if capability >= (9, 0) else (8, 0)
     return [c for c in configs if getattr(c, "operand_bytes", element_size) == element_size
-            and block_d <= getattr(c, "max_block_d", {}).get(family, MAX_HEAD_DIM)]
+            and block_d <= getattr(c, "max_block_d", {}).get(family, MAX_HEAD_DIM)
+            and (descriptors or not c.kwargs["TMA"])]
 
 
 def _prune(configs, named_args, **constexprs):
     q = named_args["Q"]
     capability = torch.cuda.get_device_capability(q.device) if q.is_cuda else (9, 0)
-    return usable(configs, q.element_size(), constexprs["BLOCK_D"], capability)
+    return usable(configs, q.element_size(), constexprs["BLOCK_D"], capability, bool(named_args["TMA_OK"]))
+
+
+def descriptors_usable(T: int, *tensors: torch.Tensor) -> bool:
+    """Whether the kernels may read and write these (batch, heads, T, head_dim) tensors through TMA descriptors,
+    and the autotuner try configs that do. A descriptor needs a 16-byte aligned start for every head and rows
+    16 bytes apart, elements adjacent within a row. The kernels build their descriptors on the GPU, in a scratch
+    buffer each launch allocates: host time that pays only where the kernels' own time dominates, from TMA_MIN_T
+    on (at the training block of 256 the host's time to issue a launch already exceeds the GPU's)."""
+    return T >= TMA_MIN_T and all(
+        x.stride(-1) == 1 and x.data_ptr() % 16 == 0 and all(s * x.element_size() % 16 == 0 for s in x.stride()[:-1])
+        for x in tensors
+    )
+
+
+def _descriptor_scratch(size: int, alignment: int, stream) -> torch.Tensor:
+    """The global memory Triton asks for where kernels build tensor descriptors on the GPU."""
+    return torch.empty(size, dtype=torch.int8, device="cuda")
 
 
 if triton is not None:
     LOG2_E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x * log2(e)): every kernel scales by scale * LOG2_E
 
-    # Autotune candidates for a GPU, each compiled for sm_80 and sm_90 by make kernels-compile. Under the
-    # interpreter, one 16 x 16 tile, so that the tests' short sequences span several tiles.
-    # fp32: 16 x 16 tiles. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile)
+    # Autotune candidates for a GPU, each compiled for sm_80 and sm_90 by make kernels-compile (those with
+    # descriptors for sm_90). Under the interpreter, one 16 x 16 tile, so that the tests' short sequences span
+    # several tiles.
+    # fp32: 16 x 16 tiles. 32 x 32 already spills at some head dims in ieee or tf32x3 (make kernels-compile).
+    # Tiles copied by TMA spend no registers on addresses (10-30% fewer here): larger ones fit at head_dim 128.
     FORWARD_TUNING = _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 64), (128, 128, 8, 3, 64, 64),
                                                         (128, 64, 4, 4, 64, 32), (64, 64, 4, 3, 128, 64),
                                                         (64, 32, 4, 4, 128, 128)]) + \
+        _configs("BLOCK_M", "BLOCK_N", 2, [(128, 64, 8, 3, 128, 0), (128, 128, 8, 3, 128, 0),
+                                           (64, 64, 4, 3, 128, 0)], tma=True) + \
         _configs("BLOCK_M", "BLOCK_N", 4, [(16, 16, 4, 2, 128, 128)])
     # The backward: one program owns a TILE of keys (for dK, dV), then the same TILE of queries (for dQ), and
     # steps through the other side STEP at a time. It holds twice the forward's accumulators (dK and dV, or dQ
     # with q and dO): its tiles are smaller or have more warps.
     BACKWARD_TUNING = _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 32, 32), (64, 64, 8, 2, 64, 64),
-                                                   (64, 32, 8, 3, 64, 128), (32, 32, 4, 3, 64, 64),
+                                                   (64, 32, 8, 3, 64, 64), (32, 32, 4, 3, 64, 64),
                                                    (32, 32, 8, 3, 128, 128)]) + \
+        _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 64, 0), (64, 64, 8, 2, 128, 0), (64, 32, 8, 3, 128, 0)],
+                 tma=True) + \
         _configs("TILE", "STEP", 4, [(16, 16, 4, 2, 64, 64), (16, 16, 8, 2, 128, 128)])
-    FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}))
-    BACKWARD_CONFIGS = launch_configs(BACKWARD_TUNING, triton.Config({"TILE": 16, "STEP": 16}))
+    FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16, "TMA": False}))
+    BACKWARD_CONFIGS = launch_configs(BACKWARD_TUNING, triton.Config({"TILE": 16, "STEP": 16, "TMA": False}))
     DELTA_ROWS = 64  # rows per program of the delta kernel
-    TUNING_KEY = ["T_BUCKET", "BLOCK_D", "CAUSAL", "PRECISION"]  # the autotuner adds the tensors' dtypes
+    # the autotuner adds the tensors' dtypes
+    TUNING_KEY = ["T_BUCKET", "TMA_OK", "BLOCK_D", "CAUSAL", "PRECISION"]
 
     @triton.jit
-    def _load_tile(base, rows, dims, stride_t, stride_d, T, D):
-        """The (rows x dims) tile of a (T x D) matrix at base, zeros where it hangs over the edge."""
-        return tl.load(base + rows[:, None] * stride_t + dims[None, :] * stride_d,
-                       mask=(rows[:, None] < T) & (dims[None, :] < D), other=0.0)
+    def _tiles(X, T, D, stride_t, stride_d, ROWS: tl.constexpr, BLOCK_D: tl.constexpr, TMA: tl.constexpr):
+        """Where the (ROWS x BLOCK_D) tiles of the (T x D) matrix at X are read from and written to: with TMA, a
+        tensor descriptor (Hopper's tensor memory accelerator copies a whole tile, zeros past T and D);
+        otherwise X itself, for the threads' own masked loads and stores."""
+        if TMA:
+            X = tl.make_tensor_descriptor(X, [T, D], [stride_t, stride_d], [ROWS, BLOCK_D])
+        return X
+
+    @triton.jit
+    def _load_tile(tiles, start, rows, dims, stride_t, stride_d, T, D, TMA: tl.constexpr):
+        """The tile of rows `rows` (start, start + 1, ...) of a (T x D) matrix, zeros where it hangs over the edge."""
+        if TMA:
+            tile = tiles.load([start, 0])
+        else:
+            tile = tl.load(tiles + rows[:, None] * stride_t + dims[None, :] * stride_d,
+                           mask=(rows[:, None] < T) & (dims[None, :] < D), other=0.0)
+        return tile
+
+    @triton.jit
+    def _store_tile(tiles, start, rows, dims, stride_t, stride_d, T, D, tile, TMA: tl.constexpr):
+        """Write the tile of rows `rows` (start, start + 1, ...), leaving out what hangs over the edge."""
+        if TMA:
+            tiles.store([start, 0], tile)
+        else:
+            tl.store(tiles + rows[:, None] * stride_t + dims[None, :] * stride_d, tile,
+                     mask=(rows[:, None] < T) & (dims[None, :] < D))
 
     @triton.jit
     def _query_tile(CAUSAL: tl.constexpr):
@@ -120,11 +177,11 @@ if triton is not None:
     @triton.jit
     def _forward_tiles(acc, l, m, q, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
                        qk_scale, MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
-                       BLOCK_N: tl.constexpr):
+                       BLOCK_N: tl.constexpr, TMA: tl.constexpr):
         """The online-softmax update over key tiles [lo, hi); MASK: apply the causal / past-the-end mask."""
         for start_n in range(lo, hi, BLOCK_N):
             cols = start_n + tl.arange(0, BLOCK_N)
-            k = _load_tile(K, cols, dims, stride_kt, stride_kd, T, D)
+            k = _load_tile(K, start_n, cols, dims, stride_kt, stride_kd, T, D, TMA)
             s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
             if MASK:
                 visible = (cols[None, :] <= rows[:, None]) if CAUSAL else (cols[None, :] < T)
@@ -133,7 +190,7 @@ if triton is not None:
             correction = tl.exp2(m - m_new)
             p = tl.exp2(s - m_new[:, None])
             l = l * correction + tl.sum(p, axis=1)
-            v = _load_tile(V, cols, dims, stride_vt, stride_vd, T, D)
+            v = _load_tile(V, start_n, cols, dims, stride_vt, stride_vd, T, D, TMA)
             acc = mma(p.to(v.dtype), v, acc * correction[:, None], PRECISION)
             m = m_new
         return acc, l, m
@@ -142,16 +199,18 @@ if triton is not None:
     @triton.jit
     def _flash_forward(Q, K, V, O, LSE, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb, stride_kh, stride_kt,
                        stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_ob, stride_oh, stride_ot,
-                       stride_od, H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
-                       BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                       stride_od, H, T, D, T_BUCKET, TMA_OK, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TMA: tl.constexpr):
         start_m, bh = _query_tile(CAUSAL), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
-        Q += b * stride_qb + h * stride_qh
-        K += b * stride_kb + h * stride_kh
-        V += b * stride_vb + h * stride_vh
+        Q = _tiles(Q + b * stride_qb + h * stride_qh, T, D, stride_qt, stride_qd, BLOCK_M, BLOCK_D, TMA)
+        K = _tiles(K + b * stride_kb + h * stride_kh, T, D, stride_kt, stride_kd, BLOCK_N, BLOCK_D, TMA)
+        V = _tiles(V + b * stride_vb + h * stride_vh, T, D, stride_vt, stride_vd, BLOCK_N, BLOCK_D, TMA)
+        out_type = O.dtype.element_ty
+        O = _tiles(O + b * stride_ob + h * stride_oh, T, D, stride_ot, stride_od, BLOCK_M, BLOCK_D, TMA)
         rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
-        q = _load_tile(Q, rows, dims, stride_qt, stride_qd, T, D)
+        q = _load_tile(Q, start_m * BLOCK_M, rows, dims, stride_qt, stride_qd, T, D, TMA)
         m = tl.full((BLOCK_M,), -float("inf"), dtype=tl.float32)
         l = tl.zeros((BLOCK_M,), dtype=tl.float32)
         acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
@@ -161,13 +220,11 @@ if triton is not None:
         else:  # stage 1: every whole key tile; stage 2: the ragged last one, if any
             band_start, end = (T // BLOCK_N) * BLOCK_N, T
         acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
-                                   stride_vd, T, D, qk_scale, False, CAUSAL, PRECISION, BLOCK_N)
+                                   stride_vd, T, D, qk_scale, False, CAUSAL, PRECISION, BLOCK_N, TMA)
         acc, l, m = _forward_tiles(acc, l, m, q, K, V, rows, dims, band_start, end, stride_kt, stride_kd, stride_vt,
-                                   stride_vd, T, D, qk_scale, True, CAUSAL, PRECISION, BLOCK_N)
+                                   stride_vd, T, D, qk_scale, True, CAUSAL, PRECISION, BLOCK_N, TMA)
         out = acc / l[:, None]
-        O += b * stride_ob + h * stride_oh
-        tl.store(O + rows[:, None] * stride_ot + dims[None, :] * stride_od, out.to(O.dtype.element_ty),
-                 mask=(rows[:, None] < T) & (dims[None, :] < D))
+        _store_tile(O, start_m * BLOCK_M, rows, dims, stride_ot, stride_od, T, D, out.to(out_type), TMA)
         tl.store(LSE + bh.to(tl.int64) * T + rows, m + tl.log2(l), mask=rows < T)
 
     @triton.jit
@@ -178,18 +235,21 @@ if triton is not None:
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
         rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
-        o = _load_tile(O + b * stride_ob + h * stride_oh, rows, dims, stride_ot, stride_od, T, D).to(tl.float32)
-        do = _load_tile(DO + b * stride_dob + h * stride_doh, rows, dims, stride_dot, stride_dod, T, D).to(tl.float32)
+        o = _load_tile(O + b * stride_ob + h * stride_oh, start_m * BLOCK_M, rows, dims, stride_ot, stride_od, T, D,
+                       False).to(tl.float32)
+        do = _load_tile(DO + b * stride_dob + h * stride_doh, start_m * BLOCK_M, rows, dims, stride_dot, stride_dod,
+                        T, D, False).to(tl.float32)
         tl.store(DELTA + bh.to(tl.int64) * T + rows, tl.sum(o * do, axis=1), mask=rows < T)
 
     @triton.jit
     def _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, cols, dims, lo, hi, stride_qt, stride_qd, stride_dot, stride_dod,
-                    T, D, qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr):
+                    T, D, qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                    TMA: tl.constexpr):
         """Accumulate dK/scale and dV of one key tile over query tiles [lo, hi); MASK: the causal band."""
         for start_m in range(lo, hi, BLOCK_M):
             rows = start_m + tl.arange(0, BLOCK_M)
-            q = _load_tile(Q, rows, dims, stride_qt, stride_qd, T, D)
-            do = _load_tile(DO, rows, dims, stride_dot, stride_dod, T, D)
+            q = _load_tile(Q, start_m, rows, dims, stride_qt, stride_qd, T, D, TMA)
+            do = _load_tile(DO, start_m, rows, dims, stride_dot, stride_dod, T, D, TMA)
             lse = tl.load(LSE + rows, mask=rows < T, other=0.0)
             delta = tl.load(DELTA + rows, mask=rows < T, other=0.0)
             # everything transposed, (keys x queries), so that dK and dV come out as (keys x dims)
@@ -205,12 +265,12 @@ if triton is not None:
 
     @triton.jit
     def _dq_tiles(dq, q, do, lse, delta, K, V, rows, dims, lo, hi, stride_kt, stride_kd, stride_vt, stride_vd, T, D,
-                  qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
+                  qk_scale, MASK: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr, TMA: tl.constexpr):
         """Accumulate dQ/scale of one query tile over key tiles [lo, hi); MASK: the causal band."""
         for start_n in range(lo, hi, BLOCK_N):
             cols = start_n + tl.arange(0, BLOCK_N)
-            k = _load_tile(K, cols, dims, stride_kt, stride_kd, T, D)
-            v = _load_tile(V, cols, dims, stride_vt, stride_vd, T, D)
+            k = _load_tile(K, start_n, cols, dims, stride_kt, stride_kd, T, D, TMA)
+            v = _load_tile(V, start_n, cols, dims, stride_vt, stride_vd, T, D, TMA)
             s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
             p = tl.exp2(s - lse[:, None])
             if MASK:
@@ -225,12 +285,13 @@ if triton is not None:
     def _flash_backward(Q, K, V, DO, LSE, DELTA, DQ, DK, DV, stride_qb, stride_qh, stride_qt, stride_qd, stride_kb,
                         stride_kh, stride_kt, stride_kd, stride_vb, stride_vh, stride_vt, stride_vd, stride_dob,
                         stride_doh, stride_dot, stride_dod, stride_gb, stride_gh, stride_gt, stride_gd,
-                        H, T, D, T_BUCKET, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
-                        BLOCK_D: tl.constexpr, TILE: tl.constexpr, STEP: tl.constexpr):
+                        H, T, D, T_BUCKET, TMA_OK, scale, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                        BLOCK_D: tl.constexpr, TILE: tl.constexpr, STEP: tl.constexpr, TMA: tl.constexpr):
         """Program i of a head: dK and dV of key tile i (TILE keys), over the query tiles that see it (STEP
         queries at a time); then dQ of query tile i (TILE queries), over the key tiles it sees (STEP keys at a
         time). With causality the first part shrinks as i grows and the second grows: every program does the
-        same work. DQ, DK and DV share one layout (stride_g*); the inputs each have their own strides."""
+        same work. DQ, DK and DV share one layout (stride_g*); the inputs each have their own strides. With TMA,
+        each input is read through two descriptors: this program's own tile, and the steps."""
         tile, bh = tl.program_id(0), tl.program_id(1)
         b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
         Q += b * stride_qb + h * stride_qh
@@ -241,41 +302,52 @@ if triton is not None:
         DELTA += bh.to(tl.int64) * T
         grads = b * stride_gb + h * stride_gh
         dims = tl.arange(0, BLOCK_D)
-        own = tile * TILE + tl.arange(0, TILE)  # this program's keys, then its queries
-        inside = (own[:, None] < T) & (dims[None, :] < D)
+        start = tile * TILE
+        own = start + tl.arange(0, TILE)  # this program's keys, then its queries
         qk_scale = scale * LOG2_E
 
         # dK, dV of keys `own`. Causal stage 1: the diagonal band, masked (earlier queries cannot see these keys
         # at all); stage 2: the queries past the band see every key of the tile.
-        k = _load_tile(K, own, dims, stride_kt, stride_kd, T, D)
-        v = _load_tile(V, own, dims, stride_vt, stride_vd, T, D)
+        k = _load_tile(_tiles(K, T, D, stride_kt, stride_kd, TILE, BLOCK_D, TMA), start, own, dims, stride_kt,
+                       stride_kd, T, D, TMA)
+        v = _load_tile(_tiles(V, T, D, stride_vt, stride_vd, TILE, BLOCK_D, TMA), start, own, dims, stride_vt,
+                       stride_vd, T, D, TMA)
+        q_steps = _tiles(Q, T, D, stride_qt, stride_qd, STEP, BLOCK_D, TMA)
+        do_steps = _tiles(DO, T, D, stride_dot, stride_dod, STEP, BLOCK_D, TMA)
         dk = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
         dv = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
-        band_end = (tile + 1) * TILE if CAUSAL else 0
+        band_end = start + TILE if CAUSAL else 0
         if CAUSAL:
-            dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, own, dims, tile * TILE, band_end, stride_qt,
-                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, STEP)
-        dk, dv = _dkdv_tiles(dk, dv, k, v, Q, DO, LSE, DELTA, own, dims, band_end, T, stride_qt, stride_qd,
-                             stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, STEP)
-        grad = grads + own[:, None] * stride_gt + dims[None, :] * stride_gd
-        tl.store(DK + grad, (dk * scale).to(DK.dtype.element_ty), mask=inside)
-        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=inside)
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_steps, do_steps, LSE, DELTA, own, dims, start, band_end, stride_qt,
+                                 stride_qd, stride_dot, stride_dod, T, D, qk_scale, True, PRECISION, STEP, TMA)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_steps, do_steps, LSE, DELTA, own, dims, band_end, T, stride_qt,
+                             stride_qd, stride_dot, stride_dod, T, D, qk_scale, False, PRECISION, STEP, TMA)
+        grad_type = DQ.dtype.element_ty
+        DK = _tiles(DK + grads, T, D, stride_gt, stride_gd, TILE, BLOCK_D, TMA)
+        DV = _tiles(DV + grads, T, D, stride_gt, stride_gd, TILE, BLOCK_D, TMA)
+        _store_tile(DK, start, own, dims, stride_gt, stride_gd, T, D, (dk * scale).to(grad_type), TMA)
+        _store_tile(DV, start, own, dims, stride_gt, stride_gd, T, D, dv.to(grad_type), TMA)
 
         # dQ of queries `own`. Stage 1: key tiles left of the diagonal band (all of them without causality);
         # causal stage 2: the band itself, masked.
-        q = _load_tile(Q, own, dims, stride_qt, stride_qd, T, D)
-        do = _load_tile(DO, own, dims, stride_dot, stride_dod, T, D)
+        q = _load_tile(_tiles(Q, T, D, stride_qt, stride_qd, TILE, BLOCK_D, TMA), start, own, dims, stride_qt,
+                       stride_qd, T, D, TMA)
+        do = _load_tile(_tiles(DO, T, D, stride_dot, stride_dod, TILE, BLOCK_D, TMA), start, own, dims, stride_dot,
+                        stride_dod, T, D, TMA)
         lse = tl.load(LSE + own, mask=own < T, other=0.0)
         delta = tl.load(DELTA + own, mask=own < T, other=0.0)
+        k_steps = _tiles(K, T, D, stride_kt, stride_kd, STEP, BLOCK_D, TMA)
+        v_steps = _tiles(V, T, D, stride_vt, stride_vd, STEP, BLOCK_D, TMA)
         dq = tl.zeros((TILE, BLOCK_D), dtype=tl.float32)
-        band_start = tile * TILE if CAUSAL else T
-        dq = _dq_tiles(dq, q, do, lse, delta, K, V, own, dims, 0, band_start, stride_kt, stride_kd, stride_vt,
-                       stride_vd, T, D, qk_scale, False, PRECISION, STEP)
+        band_start = start if CAUSAL else T
+        dq = _dq_tiles(dq, q, do, lse, delta, k_steps, v_steps, own, dims, 0, band_start, stride_kt, stride_kd,
+                       stride_vt, stride_vd, T, D, qk_scale, False, PRECISION, STEP, TMA)
         if CAUSAL:
-            dq = _dq_tiles(dq, q, do, lse, delta, K, V, own, dims, band_start, tl.minimum(band_start + TILE, T),
-                           stride_kt, stride_kd, stride_vt, stride_vd, T, D, qk_scale, True, PRECISION, STEP)
-        tl.store(DQ + grads + own[:, None] * stride_gt + dims[None, :] * stride_gd,
-                 (dq * scale).to(DQ.dtype.element_ty), mask=inside)
+            dq = _dq_tiles(dq, q, do, lse, delta, k_steps, v_steps, own, dims, band_start,
+                           tl.minimum(band_start + TILE, T), stride_kt, stride_kd, stride_vt, stride_vd, T, D,
+                           qk_scale, True, PRECISION, STEP, TMA)
+        DQ = _tiles(DQ + grads, T, D, stride_gt, stride_gd, TILE, BLOCK_D, TMA)
+        _store_tile(DQ, start, own, dims, stride_gt, stride_gd, T, D, (dq * scale).to(grad_type), TMA)
 
 
 def launch_args(q: torch.Tensor, causal: bool) -> dict:
@@ -291,9 +363,17 @@ def check_shape(q: torch.Tensor) -> None:
     kernels.check_head_dim("triton", q.size(-1))
 
 
-def _tuning_key(q: torch.Tensor, constexprs: dict) -> tuple:
+def _tuning_key(q: torch.Tensor, descriptors: bool, constexprs: dict) -> tuple:
     """What the autotuner keys its choice on (TUNING_KEY and the tensors' dtype), and the device."""
-    return (triton.next_power_of_2(q.size(-2)), *constexprs.values(), q.dtype, q.device)
+    return (triton.next_power_of_2(q.size(-2)), descriptors, *constexprs.values(), q.dtype, q.device)
+
+
+def _descriptors(T: int, *tensors: torch.Tensor) -> int:
+    """TMA_OK for a launch over these tensors, with the scratch allocator set where it may be used."""
+    usable = descriptors_usable(T, *tensors)
+    if usable and tensors[0].is_cuda:
+        triton.set_allocator(_descriptor_scratch)  # per call: a context variable, and backward runs in its own thread
+    return int(usable)
 
 
 if triton is not None:
@@ -306,10 +386,10 @@ def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> 
     B, H, T, D = q.shape
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
-    constexprs = launch_args(q, causal)
-    FORWARD(lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H), _tuning_key(q, constexprs),
+    constexprs, descriptors = launch_args(q, causal), _descriptors(T, q, k, v, out)
+    FORWARD(lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H), _tuning_key(q, descriptors, constexprs),
             q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
-            triton.next_power_of_2(T), 1.0 / math.sqrt(D), **constexprs)
+            triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D), **constexprs)
     return out, lse
 
 
@@ -330,9 +410,10 @@ def backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.
         BLOCK_M=DELTA_ROWS, BLOCK_D=constexprs["BLOCK_D"])
     # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
     dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
-    BACKWARD(lambda meta: (triton.cdiv(T, meta["TILE"]), B * H), _tuning_key(q, constexprs),
+    descriptors = _descriptors(T, q, k, v, grad_out, dq)
+    BACKWARD(lambda meta: (triton.cdiv(T, meta["TILE"]), B * H), _tuning_key(q, descriptors, constexprs),
              q, k, v, grad_out, lse, delta, dq, dk, dv, *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
-             *dq.stride(), H, T, D, triton.next_power_of_2(T), 1.0 / math.sqrt(D), **constexprs)
+             *dq.stride(), H, T, D, triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D), **constexprs)
     return dq, dk, dv
 
 

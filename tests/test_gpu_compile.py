@@ -52,7 +52,7 @@ def test_the_checker_refuses_tiles_over_the_shared_memory_limit():
         "import sys; sys.path.insert(0, 'experiments/scripts')\n"
         "from compile_kernels import Case, compile_case, flash, flash_forward_args\n"
         "args = flash_forward_args('fp32', 'aligned', 256)\n"
-        "args |= {'CAUSAL': True, 'PRECISION': 'tf32', 'BLOCK_D': 256, 'BLOCK_M': 128, 'BLOCK_N': 128}\n"
+        "args |= {'CAUSAL': True, 'PRECISION': 'tf32', 'BLOCK_D': 256, 'BLOCK_M': 128, 'BLOCK_N': 128, 'TMA': False}\n"
         "print(compile_case(Case('flash forward', flash._flash_forward.fn, args, 8, 3, 'aligned')))\n"
     )
     result = run_python("-c", script)

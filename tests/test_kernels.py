@@ -14,13 +14,16 @@ import zlib
 
 import pytest
 import torch
+import triton
 
 import kernels
-from kernels.flash_attention import BACKWARD, BACKWARD_CONFIGS, FORWARD, FORWARD_CONFIGS, flash_attention, usable
+import kernels.flash_attention as flash
+from kernels.flash_attention import BACKWARD, FORWARD, descriptors_usable, flash_attention, usable
 from kernels.softmax import MAX_ROW, softmax
 from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM
 
 DEVICE = "cuda" if not INTERPRETING and torch.cuda.is_available() else "cpu"
+CAPABILITY = torch.cuda.get_device_capability() if DEVICE == "cuda" else (9, 0)  # the interpreter: as sm_90
 
 # Tolerances derived from the GPU's arithmetic, not from what passes. eps is the relative error with which the
 # matrix units read one operand: the unit roundoff of its format (bf16 2^-8, fp16 2^-11), TF32 truncated to
@@ -114,12 +117,40 @@ def test_attention_kernels_match_float64(backend, shape, mode, causal):
     )
 
 
-@pytest.mark.parametrize("mode", ["fp32", "bf16"], indirect=True)
+def candidates(kernel) -> list:
+    """Every config the kernel's autotuner may choose from: on a GPU its list; interpreted, its one tile, read and
+    written by the threads' own loads and through TMA descriptors."""
+    if DEVICE == "cuda":
+        return kernel.autotuner.configs
+    (config,) = kernel.autotuner.configs
+    return [config, triton.Config({**config.kwargs, "TMA": True})]
+
+
+def use_only(tiles: str, monkeypatch) -> None:
+    """Run the flash kernels with only the configs whose tiles move through the threads' own loads and stores
+    ("pointers"), or only those that use TMA descriptors ("descriptors", tried at any T)."""
+    monkeypatch.setattr(flash, "TMA_MIN_T", 0)
+    for kernel in (FORWARD, BACKWARD):
+        chosen = [c for c in candidates(kernel) if c.kwargs["TMA"] == (tiles == "descriptors")]
+        monkeypatch.setattr(kernel.autotuner, "configs", chosen)
+        monkeypatch.setattr(kernel, "tuned", {})  # no choice remembered from another test's configs
+
+
+# on a GPU, descriptors for bf16 only (fp32 runs one small tile) and from sm_90 on
+TILE_PATHS = ["pointers", "descriptors"] if DEVICE == "cpu" or CAPABILITY >= (9, 0) else ["pointers"]
+
+
+@pytest.mark.parametrize(
+    "mode, tiles",
+    [(m, t) for m in ("fp32", "bf16") for t in TILE_PATHS if DEVICE == "cpu" or (m, t) != ("fp32", "descriptors")],
+    indirect=["mode"],
+)
 @pytest.mark.parametrize("T", [47, 100])
-def test_flash_attention_on_strided_views_across_many_tiles(T, mode):
+def test_flash_attention_on_strided_views_across_many_tiles(T, mode, tiles, monkeypatch):
     """Several query and key tiles, causal tiles skipped, a ragged last tile; q, k, v read as strided views of
-    the models' (B, T, 3, H, D) projection, with no copy."""
+    the models' (B, T, 3, H, D) projection, with no copy, by the threads' loads or by TMA descriptors."""
     dtype, tolerance = mode
+    use_only(tiles, monkeypatch)
     qkv = torch.randn(2, T, 3, 2, 32, device=DEVICE, dtype=dtype, requires_grad=True)
     views = lambda qkv: qkv.permute(2, 0, 3, 1, 4)
     check_against_reference(
@@ -128,6 +159,26 @@ def test_flash_attention_on_strided_views_across_many_tiles(T, mode):
         lambda qkv: reference_attention(*views(qkv), causal=True),
         tolerance,
     )
+
+
+def test_descriptors_are_used_only_where_tma_can_address_every_tile(monkeypatch):
+    """A TMA descriptor needs each head's first element 16-byte aligned, rows 16 bytes apart and adjacent
+    elements within a row (Hopper's tensor-map rules), and pays only from TMA_MIN_T on."""
+    T = flash.TMA_MIN_T
+
+    def views(dtype, H, D, T=T):  # q, k, v as the models pass them: split off one (B, T, 3, H, D) projection
+        return torch.empty(1, T, 3, H, D, dtype=dtype).permute(2, 0, 3, 1, 4)
+
+    assert descriptors_usable(T, *views(torch.bfloat16, 2, 64))  # rows of 3 * 2 * 64 * 2 bytes, heads 128 apart
+    assert descriptors_usable(T, *views(torch.float32, 1, 4))  # rows 48 bytes apart, heads 16
+    assert not descriptors_usable(T - 1, *views(torch.bfloat16, 2, 64))  # too short to pay
+    assert not descriptors_usable(T, *views(torch.bfloat16, 1, 4))  # k starts 8 bytes after q
+    assert not descriptors_usable(T, *views(torch.bfloat16, 2, 12))  # rows 144 bytes apart, but heads 24
+    assert not descriptors_usable(T, *views(torch.float32, 1, 2))  # rows 24 bytes apart
+    q = torch.empty(1, 2, 8, T, dtype=torch.bfloat16).transpose(-1, -2)  # elements of a row 2 * T bytes apart
+    assert not descriptors_usable(T, q)
+    q = torch.empty(2 * 2 * T * 64 + 1, dtype=torch.bfloat16)[1:].view(2, 2, T, 64)  # starts 2 bytes in
+    assert not descriptors_usable(T, q)
 
 
 def test_flash_attention_makes_no_copy_of_strided_inputs(monkeypatch):
@@ -144,18 +195,18 @@ def test_flash_attention_makes_no_copy_of_strided_inputs(monkeypatch):
 
 # lengths spanning several of the largest tiles with a ragged end (shorter under the interpreter: 16 x 16 tiles)
 LENGTHS = [(300, 64), (200, 128)] if DEVICE == "cuda" else [(90, 64), (45, 128)]
-TUNING = [(i, T, D) for i in range(max(map(len, (FORWARD_CONFIGS, BACKWARD_CONFIGS)))) for T, D in LENGTHS]
+TUNING = [(i, T, D) for i in range(max(len(candidates(k)) for k in (FORWARD, BACKWARD))) for T, D in LENGTHS]
 
 
 @pytest.mark.parametrize("mode", ["bf16", "fp32"], indirect=True)
 @pytest.mark.parametrize("index, T, D", TUNING)
 def test_every_autotune_config_matches_float64(index, T, D, mode, monkeypatch):
-    """Each kernel run with the index-th of its configs usable here (all on a GPU; the interpreter has one),
-    causal, T spanning several tiles with a ragged end."""
+    """Each kernel run with the index-th of its configs usable here (`candidates`; those with TMA descriptors
+    tried at any T), causal, T spanning several tiles with a ragged end."""
     dtype, tolerance = mode
-    capability = torch.cuda.get_device_capability() if DEVICE == "cuda" else (9, 0)
+    monkeypatch.setattr(flash, "TMA_MIN_T", 0)
     for kernel in (FORWARD, BACKWARD):
-        configs = usable(kernel.autotuner.configs, dtype.itemsize, D, capability)
+        configs = usable(candidates(kernel), dtype.itemsize, D, CAPABILITY, descriptors=True)
         monkeypatch.setattr(kernel.autotuner, "configs", [configs[index % len(configs)]])
         monkeypatch.setattr(kernel, "tuned", {})  # no choice remembered from another test's configs
     q, k, v = (torch.randn(2, 2, T, D, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))

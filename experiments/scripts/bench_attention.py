@@ -94,6 +94,22 @@ def measure(backend: str, T: int, D: int, backward: bool) -> tuple[float, float]
     return ms, memory / 2**20
 
 
+def autotune_choices() -> str:
+    """The config flash attention's autotuner chose for each (kernel, T bucket, head_dim block, ...) it met: which
+    tiles won, and whether those copied by TMA descriptors did where they were candidates."""
+    from kernels import flash_attention as flash
+
+    lines = []
+    for name, kernel in (("forward", flash.FORWARD), ("backward", flash.BACKWARD)):
+        for (t_bucket, descriptors, causal, precision, block_d, dtype, _), config in kernel.tuned.items():
+            operands = str(dtype).removeprefix("torch.") + (f" ({precision})" if dtype == torch.float32 else "")
+            lines.append(
+                f"{name}: T <= {t_bucket}, BLOCK_D {block_d}, {operands}, causal {causal}, "
+                f"descriptors {'allowed' if descriptors else 'not allowed'}: {config}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def benchmark(metric: str, backward: bool, D: int):
     mode = "fwd+bwd" if backward else "fwd"
     ylabel = {"ms": "time (ms)", "tflops": "TFLOP/s", "memory": MEMORY_LABEL}[metric]
@@ -148,6 +164,8 @@ def main() -> None:
             for column in (c for c in table.columns if "(needs GPU)" in c):
                 table[column] = "needs GPU"
             table.to_csv(csv, index=False)
+    if ON_GPU:
+        (out_dir / "autotune.txt").write_text(autotune_choices())
     command = " ".join(["python experiments/scripts/bench_attention.py", *sys.argv[1:]])
     (out_dir / "DEVICE.txt").write_text(
         f"{describe_machine()}; torch {torch.__version__}, triton {triton.__version__}\ncommand: {command}\n"

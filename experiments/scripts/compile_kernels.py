@@ -181,7 +181,7 @@ def flash_forward_args(dtype: str, sizes: str, block_d: int) -> dict:
         **strides("k", split),
         **strides("v", split),
         **strides("o", fresh),
-        **{"H": H, "T": T, "D": D, "T_BUCKET": triton.next_power_of_2(T), "scale": D**-0.5},
+        **{"H": H, "T": T, "D": D, "T_BUCKET": triton.next_power_of_2(T), "TMA_OK": 1, "scale": D**-0.5},
     }
 
 
@@ -196,12 +196,13 @@ def flash_backward_args(dtype: str, sizes: str, block_d: int) -> dict:
         **{name: value for name, value in forward.items() if name.startswith(("stride_q", "stride_k", "stride_v"))},
         **strides("do", fresh),
         **strides("g", fresh),
-        **{name: forward[name] for name in ("H", "T", "D", "T_BUCKET", "scale")},
+        **{name: forward[name] for name in ("H", "T", "D", "T_BUCKET", "TMA_OK", "scale")},
     }
 
 
 def attention_cases(target: str) -> list[Case]:
-    """What the attention wrappers can launch on this target: flash's usable autotune configs, naive's tile."""
+    """What the attention wrappers can launch on this target: flash's usable autotune configs (those with TMA
+    descriptors too, where the target has them), naive's tile."""
     capability = (TARGETS[target][0] // 10, 0)
     cases = []
     flash_kernels = [
@@ -211,7 +212,7 @@ def attention_cases(target: str) -> list[Case]:
     for (name, fn, configs, make_args), (_, dtype, precision), block_d, causal, sizes in itertools.product(
         flash_kernels, OPERANDS, HEAD_DIM_BLOCKS, (True, False), SIZES
     ):
-        for config in flash.usable(configs, 4 if dtype == "fp32" else 2, block_d, capability):
+        for config in flash.usable(configs, 4 if dtype == "fp32" else 2, block_d, capability, descriptors=True):
             constexprs = {"CAUSAL": causal, "PRECISION": precision, "BLOCK_D": block_d, **config.kwargs}
             args = {**make_args(dtype, sizes, block_d), **constexprs}
             cases.append(Case(name, fn, args, config.num_warps, config.num_stages, sizes, target))

@@ -4,7 +4,8 @@ With --write, into the committed record experiments/gpu/<device>/ (else the same
     kernel-tests.txt     tests/test_kernels.py and tests/test_compile.py with the kernels compiled (not
                          interpreted): every numeric mode and autotune config; the model through torch.compile
     ../../attention/<device>/  bench_attention (its own topic's folder): eager, sdpa, triton_naive, triton; fwd
-                         and fwd+bwd; causal bf16; head_dim 64, 128; T = 512 ... 16384 (quick: 4096)
+                         and fwd+bwd; causal bf16; head_dim 64, 128; T = 512 ... 16384 (quick: 4096); the
+                         autotuner's choices (autotune.txt: tiles, TMA descriptors or not)
     launch-overhead.txt  bench_launch_overhead: the host's time to issue a call against the GPU's, per backend
     profile-T1024.txt    torch.profiler of sdpa and triton at T = 1024 (not in quick mode)
     training/            the 6 x 6 x 384 GPT at block 256, same seed, kernel=eager, sdpa, triton: report.md
