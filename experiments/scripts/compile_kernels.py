@@ -74,7 +74,7 @@ KERNEL_SOURCES = ["flash_attention.py", "naive_attention.py", "softmax.py", "tri
 # strides) compiles as one, an integer 1 as the constant 1, each pointer on its dtype and 16-byte alignment. A
 # multiple of 16 lets it prove masked loads contiguous, and so vectorise and pipeline them (cp.async): the
 # same config then takes 2-3x the shared memory. Each case is compiled for both ends: every size a multiple of
-# 16 (the training shapes: T = 256, head_dim 64) and none (T = 250, head_dim 60).
+# 16 (the training shapes: T = 256, head_dim 64) and none (T = 250, head_dim 4 short of its block).
 SIZES = ("aligned", "ragged")
 
 
@@ -122,8 +122,8 @@ def specialise(case: Case) -> tuple[dict, dict, dict, dict]:
     backend = make_backend(GPUTarget("cuda", TARGETS[case.target][0], 32))
     binder = create_function_from_signature(case.fn.signature, case.fn.params, backend)
     launch = {"num_warps": case.num_warps, "num_stages": case.num_stages}
-    bound, specialisation, options = binder(**case.args, **launch)
-    options, signature, constexprs, attrs = case.fn._pack_args(backend, launch, bound, specialisation, options)
+    bound, specialisation, parsed = binder(**case.args, **launch)
+    _, signature, constexprs, attrs = case.fn._pack_args(backend, launch, bound, specialisation, parsed)
     return signature, constexprs, attrs, launch
 
 
