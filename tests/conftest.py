@@ -161,18 +161,6 @@ def run_process(
     )
 
 
-def no_credentials(tmp_path: Path, **extra) -> dict:
-    """The environment of a process on a machine without W&B credentials: an empty HOME, no API key or netrc,
-    no mode set (what W&B reads once per process). Matplotlib keeps the font cache it has (it lives under HOME
-    by default, and an empty one costs each process seconds to rebuild)."""
-    import matplotlib
-
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {"HOME": str(home), "NETRC": str(home / ".netrc"), "WANDB_API_KEY": None, "WANDB_MODE": None,
-            "MPLCONFIGDIR": matplotlib.get_cachedir(), **extra}  # fmt: skip
-
-
 def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
