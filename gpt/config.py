@@ -91,7 +91,8 @@ class ModernConfig(GPTConfig):
 class DataConfig:
     _target_: str = "gpt.data.CharDataModule"
     name: str = MISSING  # names the cache file, <cache_dir>/<name>.txt
-    path: str | None = None  # the corpus file; else $GPT_DATA, the cache, then a download from `url`
+    path: str | None = None  # the corpus file; else $path_env, the cache, then a download from `url`
+    path_env: str | None = None  # an environment variable that may name the file (GPT_DATA: War and Peace, text)
     url: str | None = None
     archive_member: str | None = None  # where url is a zip archive: the corpus file inside it
     sha256: str | None = None  # of the corpus file, checked when given

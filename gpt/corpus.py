@@ -1,8 +1,10 @@
 """The corpus: found or fetched, checked, split, and read by windows. No Lightning here: the commands that only
 score a checkpoint on its corpus (gpt.evaluate, through gpt.inspection) start without loading a trainer.
 
-A corpus is found by `data.path`, then $GPT_DATA, then the cache, then downloaded where the preset has a URL,
-and checked against its sha256 wherever it came from. It is split contiguously into train, validation and (where
+A corpus is found by `data.path`, then the environment variable its preset names in `data.path_env` ($GPT_DATA
+for War and Peace and data=text; none for the benchmarks, so that a $GPT_DATA set for War and Peace never stands in
+for enwik8), then the cache, then downloaded where the preset has a URL, and checked against its sha256 wherever it
+came from. It is split contiguously into train, validation and (where
 data.test_fraction > 0, as for enwik8 and text8) a held-out test part that only gpt.evaluate split=test reads. A
 window of `block_size + 1` tokens gives the inputs and, shifted by one, the targets.
 """
@@ -24,11 +26,16 @@ from gpt.token_cache import cache_dir, text_sha256
 
 
 def resolve_corpus(
-    name: str, path: str | None, url: str | None, sha256: str | None, archive_member: str | None = None
+    name: str,
+    path: str | None,
+    url: str | None,
+    sha256: str | None,
+    archive_member: str | None = None,
+    path_env: str | None = None,
 ) -> Path:
-    """Find the corpus: `data.path`, then $GPT_DATA, then the cache, then a download from `url` (a zip archive
-    where `archive_member` names the file inside it)."""
-    for source, given in (("data.path", path), ("GPT_DATA", os.environ.get("GPT_DATA"))):
+    """Find the corpus: `data.path`, then the environment variable `path_env` (where given), then the cache, then a
+    download from `url` (a zip archive where `archive_member` names the file inside it)."""
+    for source, given in (("data.path", path), (path_env, os.environ.get(path_env) if path_env else None)):
         if given:
             found = Path(given).expanduser()
             if not found.exists():
@@ -42,7 +49,7 @@ def resolve_corpus(
     if cached.is_file():
         return _checked(cached, sha256, "the cache")
     fetched = f"the file {archive_member} from {url}, unzipped," if archive_member else "it"
-    how = f"set data.path=FILE or GPT_DATA=FILE, or put {fetched} at {cached}"
+    how = f"set data.path=FILE{f' or {path_env}=FILE' if path_env else ''}, or put {fetched} at {cached}"
     if not url:
         raise UserError(f"no corpus for data={name}: {how}")
     try:

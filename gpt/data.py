@@ -72,10 +72,11 @@ class CharDataModule(L.LightningDataModule):
         test_fraction: float = DataConfig.test_fraction,
         tokenizer: str = DataConfig.tokenizer,
         archive_member: str | None = DataConfig.archive_member,
+        path_env: str | None = DataConfig.path_env,
     ):
         super().__init__()
         self.name, self.path, self.url, self.sha256 = name, path, url, sha256
-        self.archive_member, self.tokenizer_name = archive_member, tokenizer
+        self.archive_member, self.path_env, self.tokenizer_name = archive_member, path_env, tokenizer
         self.block_size, self.batch_size = block_size, batch_size
         self.train_fraction, self.test_fraction = train_fraction, test_fraction
         self.val_windows, self.seed = val_windows, seed
@@ -86,11 +87,11 @@ class CharDataModule(L.LightningDataModule):
         was trained on (a given path made absolute, for commands run from another folder)."""
         path = str(Path(self.path).expanduser().absolute()) if self.path else None
         return {"name": self.name, "path": path, "url": self.url, "sha256": self.sha256,
-                "archive_member": self.archive_member, "tokenizer": self.tokenizer_name,
+                "archive_member": self.archive_member, "path_env": self.path_env, "tokenizer": self.tokenizer_name,
                 "train_fraction": self.train_fraction, "test_fraction": self.test_fraction}  # fmt: skip
 
     def corpus(self) -> Path:
-        return resolve_corpus(self.name, self.path, self.url, self.sha256, self.archive_member)
+        return resolve_corpus(self.name, self.path, self.url, self.sha256, self.archive_member, self.path_env)
 
     def prepare_data(self) -> None:
         self.corpus()

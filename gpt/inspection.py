@@ -111,7 +111,9 @@ def split_ids(data: DictConfig, split_name: str, tokenizer: Tokenizer) -> tuple[
     from gpt.token_cache import encoded_corpus
 
     check_split(data, split_name)
-    corpus = resolve_corpus(data.name, data.path, data.url, data.sha256, data.get("archive_member"))
+    # records from before data.path_env read $GPT_DATA for every corpus, as every run did then
+    corpus = resolve_corpus(data.name, data.path, data.url, data.sha256, data.get("archive_member"),
+                            data.get("path_env", "GPT_DATA"))  # fmt: skip
     tokens, own = encoded_corpus(corpus, tokenizer.name)
     part = splits(tokens, data.train_fraction, data.get("test_fraction") or 0.0)[split_name]
     if own.vocab == tokenizer.vocab:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_entry, tiny_except
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from gpt.config import CONFIG_DIR
 from gpt.corpus import resolve_corpus, splits
@@ -120,15 +121,30 @@ def test_a_zipped_corpus_is_fetched_unzipped_and_checked(tmp_path, monkeypatch):
         resolve_corpus("absent", None, archive.as_uri(), None, "missing")
 
 
-def test_offline_a_preset_says_exactly_where_its_file_goes(tmp_path):
-    """No network here: each zipped preset names the file inside its archive and where to put it."""
+def test_offline_a_preset_says_exactly_where_its_file_goes(tmp_path, war_and_peace):
+    """No network here: each zipped preset names the file inside its archive and where to put it (not $GPT_DATA,
+    which names War and Peace)."""
     offline = (tmp_path / "nowhere.zip").as_uri()
     for name in ("enwik8", "text8"):
         result = run_entry(
             "gpt.train", f"data={name}", f"data.url={offline}", *tiny_except(), f"hydra.run.dir={tmp_path / name}",
-            env={"GPT_DATA": None, "GPT_CACHE_DIR": str(tmp_path / "cache")},
+            env={"GPT_DATA": str(war_and_peace), "GPT_CACHE_DIR": str(tmp_path / "cache")},
         )  # fmt: skip
         assert_one_line_error(result, f"put the file {name} from {offline}, unzipped, at {tmp_path / 'cache'}")
+        assert "GPT_DATA" not in result.stderr
+
+
+@pytest.mark.parametrize("name", [*PRESETS, "war_and_peace", "text"])
+def test_gpt_data_names_war_and_peace_and_never_stands_in_for_a_benchmark(name, tmp_path, monkeypatch, war_and_peace):
+    """With $GPT_DATA set (as .ci/run sets it, for War and Peace), data=enwik8, text8, tinyshakespeare still read
+    their own file from the cache; War and Peace and data=text (any text) take $GPT_DATA's."""
+    monkeypatch.setenv("GPT_DATA", str(war_and_peace))
+    monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path))
+    (tmp_path / f"{name}.txt").write_text("a cached copy of the preset's own text\n")
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        data = compose("config", [f"data={name}", "data.sha256=null"]).data
+    found = instantiate(data).corpus()
+    assert found == (war_and_peace if name in ("war_and_peace", "text") else tmp_path / f"{name}.txt")
 
 
 def test_enwik8_trains_a_modern_gpt_and_is_scored_on_its_test_split(tmp_path):

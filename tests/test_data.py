@@ -23,8 +23,8 @@ def no_corpus_env(monkeypatch, tmp_path):
 
 def test_explicit_path_wins_over_env(no_corpus_env, monkeypatch, short_text, war_and_peace):
     monkeypatch.setenv("GPT_DATA", str(war_and_peace))
-    assert resolve_corpus("text", str(short_text), None, None) == short_text
-    assert resolve_corpus("text", None, None, None) == war_and_peace
+    assert resolve_corpus("text", str(short_text), None, None, path_env="GPT_DATA") == short_text
+    assert resolve_corpus("text", None, None, None, path_env="GPT_DATA") == war_and_peace
 
 
 def test_download_is_checked_and_cached(no_corpus_env, short_text):
@@ -43,10 +43,14 @@ def test_download_with_wrong_checksum_is_refused_and_not_cached(no_corpus_env, s
 
 
 def test_missing_corpus_says_how_to_provide_it(no_corpus_env, tmp_path):
+    offline = (tmp_path / "offline.txt").as_uri()
     with pytest.raises(UserError) as info:
-        resolve_corpus("war_and_peace", None, (tmp_path / "offline.txt").as_uri(), WAP_SHA256)
+        resolve_corpus("war_and_peace", None, offline, WAP_SHA256, path_env="GPT_DATA")
     message = str(info.value)
     assert "data.path=" in message and "GPT_DATA=" in message and str(no_corpus_env) in message
+    with pytest.raises(UserError) as info:  # a preset that names no environment variable
+        resolve_corpus("mine", None, offline, None)
+    assert "data.path=FILE, or put it at" in str(info.value) and "GPT_DATA" not in str(info.value)
     with pytest.raises(UserError, match=r"data\.path=/nope\.txt: no such file"):
         resolve_corpus("war_and_peace", "/nope.txt", None, None)
 
