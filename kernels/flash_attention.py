@@ -380,17 +380,25 @@ if triton is not None:
     FORWARD, BACKWARD = TunedKernel(_flash_forward), TunedKernel(_flash_backward)
 
 
-def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out, lse): the attention and each row's log-sum-exp of its scores (base 2), all backward needs besides
-    q, k and v. Two launches of nothing else: the outputs' allocation and the kernel."""
+def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple:
+    """(grid, tuning key, arguments, compile-time arguments) of the forward kernel over fresh outputs out and lse
+    (arguments 3 and 4): what `forward` launches, and experiments/scripts/bench_launch_overhead.py times."""
     B, H, T, D = q.shape
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
     constexprs, descriptors = launch_args(q, causal), _descriptors(T, q, k, v, out)
-    FORWARD(lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H), _tuning_key(q, descriptors, constexprs),
-            q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
-            triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D), **constexprs)
-    return out, lse
+    args = (q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
+            triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D))  # fmt: skip
+    key = _tuning_key(q, descriptors, constexprs)
+    return (lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)), key, args, constexprs
+
+
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, lse): the attention and each row's log-sum-exp of its scores (base 2), all backward needs besides
+    q, k and v. Two launches of nothing else: the outputs' allocation and the kernel."""
+    grid, key, args, constexprs = forward_launch(q, k, v, causal)
+    FORWARD(grid, key, *args, **constexprs)
+    return args[3], args[4]
 
 
 def fake_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,7 @@ from functools import partial
 import torch
 
 import kernels
-from kernels.flash_attention import FORWARD, _flash_forward, _tuning_key, launch_args
+from kernels.flash_attention import FORWARD, _flash_forward, forward_launch
 from kernels.triton_runtime import triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,14 +60,9 @@ def measure(B: int, H: int, T: int, D: int, calls: int) -> None:
 
     # the forward kernel alone, launched through Triton's autotuner on every call, and through TunedKernel (which
     # asks the autotuner once per key, then launches the chosen config straight through the JIT), as the backend does
-    out, lse = torch.empty_like(q), torch.empty(B * H, T, dtype=torch.float32, device=DEVICE)
-    # 0: TMA_OK, no descriptors at these T
-    launch = (q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
-              triton.next_power_of_2(T), 0, D**-0.5)  # fmt: skip
-    common = launch_args(q, True)
-    grid = lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)
+    grid, key, launch, common = forward_launch(q, k, v, causal=True)
     autotuner = per_call_us(lambda: _flash_forward[grid](*launch, **common), calls)
-    tuned = per_call_us(lambda: FORWARD(grid, _tuning_key(q, 0, common), *launch, **common), calls)
+    tuned = per_call_us(lambda: FORWARD(grid, key, *launch, **common), calls)
     print(f"forward kernel alone: through the autotuner {autotuner[0]:.1f} / {autotuner[1]:.1f}, "
           f"through TunedKernel {tuned[0]:.1f} / {tuned[1]:.1f}")  # fmt: skip
     print(f"host time to issue a forward+backward, triton / sdpa: {issue['triton'] / issue['sdpa']:.2f}x")
