@@ -8,6 +8,11 @@ Scores are kept in base-2 units, s = q k^T * scale * log2(e), so that exp(x) is 
     l = l * exp2(m - m') + rowsum(p);   acc = acc * exp2(m - m') + p v;   m = m'
     out = acc / l;   lse = m + log2(l)          (saved: only out and the per-row log-sum-exp, base 2)
 
+s itself is never formed: with c = scale * log2(e) > 0, rowmax(s) = c * rowmax(q k^T) (rounding commutes with a
+positive scale, so this is exact), and s - m' is one fma per score, fma(q k^T, c, -m'); the backward's s - lse too.
+One multiply per score fewer than forming s (a GPU's loop is issue-bound at these tiles), and the rounding of one
+fma wherever it runs, whatever Triton's default for fusing a multiply and an add.
+
 Causal masking in two stages: key tiles wholly left of a query tile's diagonal are visible to every row and
 run without any mask; only the diagonal band (BLOCK_M keys) applies `col <= row`; tiles to its right are
 never visited. Without causality, only a ragged last key tile (T not a multiple of BLOCK_N) is masked.
@@ -182,13 +187,14 @@ if triton is not None:
         for start_n in range(lo, hi, BLOCK_N):
             cols = start_n + tl.arange(0, BLOCK_N)
             k = _load_tile(K, start_n, cols, dims, stride_kt, stride_kd, T, D, TMA)
-            s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
+            qk = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION)
             if MASK:
                 visible = (cols[None, :] <= rows[:, None]) if CAUSAL else (cols[None, :] < T)
-                s = tl.where(visible, s, -float("inf"))
-            m_new = tl.maximum(m, tl.max(s, axis=1))  # finite: key 0 is visible to every row, in the first tile
+                qk = tl.where(visible, qk, -float("inf"))
+            # the scale goes on the row max (it commutes with a max) and into one fma per score: s is never formed
+            m_new = tl.maximum(m, tl.max(qk, axis=1) * qk_scale)  # finite: key 0 is visible to every row
             correction = tl.exp2(m - m_new)
-            p = tl.exp2(s - m_new[:, None])
+            p = tl.exp2(tl.fma(qk, qk_scale, -m_new[:, None]))
             l = l * correction + tl.sum(p, axis=1)
             v = _load_tile(V, start_n, cols, dims, stride_vt, stride_vd, T, D, TMA)
             acc = mma(p.to(v.dtype), v, acc * correction[:, None], PRECISION)
@@ -253,8 +259,8 @@ if triton is not None:
             lse = tl.load(LSE + rows, mask=rows < T, other=0.0)
             delta = tl.load(DELTA + rows, mask=rows < T, other=0.0)
             # everything transposed, (keys x queries), so that dK and dV come out as (keys x dims)
-            sT = mma(k, tl.trans(q), tl.zeros((k.shape[0], BLOCK_M), dtype=tl.float32), PRECISION) * qk_scale
-            pT = tl.exp2(sT - lse[None, :])
+            qkT = mma(k, tl.trans(q), tl.zeros((k.shape[0], BLOCK_M), dtype=tl.float32), PRECISION)
+            pT = tl.exp2(tl.fma(qkT, qk_scale, -lse[None, :]))
             if MASK:
                 pT = tl.where(cols[:, None] <= rows[None, :], pT, 0.0)
             dv = mma(pT.to(do.dtype), do, dv, PRECISION)
@@ -271,8 +277,8 @@ if triton is not None:
             cols = start_n + tl.arange(0, BLOCK_N)
             k = _load_tile(K, start_n, cols, dims, stride_kt, stride_kd, T, D, TMA)
             v = _load_tile(V, start_n, cols, dims, stride_vt, stride_vd, T, D, TMA)
-            s = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION) * qk_scale
-            p = tl.exp2(s - lse[:, None])
+            qk = mma(q, tl.trans(k), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION)
+            p = tl.exp2(tl.fma(qk, qk_scale, -lse[:, None]))
             if MASK:
                 p = tl.where(cols[None, :] <= rows[:, None], p, 0.0)
             dp = mma(do, tl.trans(v), tl.zeros((q.shape[0], BLOCK_N), dtype=tl.float32), PRECISION)
