@@ -52,11 +52,13 @@ from kernels.custom_op import attention_op
 from kernels.triton_runtime import (
     MAX_HEAD_DIM,
     TunedKernel,
+    cdiv,
     check_can_run,
     check_dtype,
     dot_precision,
     launch_configs,
     mma,
+    next_power_of_2,
     tl,
     triton,
 )
@@ -360,7 +362,7 @@ def launch_args(q: torch.Tensor, causal: bool) -> dict:
     """The compile-time arguments every attention kernel takes for these inputs (make kernels-compile too)."""
     D = q.size(-1)
     return {"CAUSAL": causal, "PRECISION": dot_precision(q.dtype),
-            "BLOCK_D": max(16, triton.next_power_of_2(D))}  # tl.dot needs >= 16; dims past D are masked to 0
+            "BLOCK_D": max(16, next_power_of_2(D))}  # tl.dot needs >= 16; dims past D are masked to 0
 
 
 def check_shape(q: torch.Tensor) -> None:
@@ -371,7 +373,7 @@ def check_shape(q: torch.Tensor) -> None:
 
 def _tuning_key(q: torch.Tensor, descriptors: bool, constexprs: dict) -> tuple:
     """What the autotuner keys its choice on (TUNING_KEY and the tensors' dtype), and the device."""
-    return (triton.next_power_of_2(q.size(-2)), descriptors, *constexprs.values(), q.dtype, q.device)
+    return (next_power_of_2(q.size(-2)), descriptors, *constexprs.values(), q.dtype, q.device)
 
 
 def _descriptors(T: int, *tensors: torch.Tensor) -> int:
@@ -394,9 +396,9 @@ def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
     lse = torch.empty(B * H, T, dtype=torch.float32, device=q.device)
     constexprs, descriptors = launch_args(q, causal), _descriptors(T, q, k, v, out)
     args = (q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(), H, T, D,
-            triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D))  # fmt: skip
+            next_power_of_2(T), descriptors, 1.0 / math.sqrt(D))  # fmt: skip
     key = _tuning_key(q, descriptors, constexprs)
-    return (lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)), key, args, constexprs
+    return (lambda meta: (cdiv(T, meta["BLOCK_M"]), B * H)), key, args, constexprs
 
 
 def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -419,15 +421,15 @@ def backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.
     B, H, T, D = q.shape
     constexprs = launch_args(q, causal)
     delta = torch.empty_like(lse)
-    _flash_backward_delta[(triton.cdiv(T, DELTA_ROWS), B * H)](
+    _flash_backward_delta[(cdiv(T, DELTA_ROWS), B * H)](
         out, grad_out, delta, *out.stride(), *grad_out.stride(), H, T, D,
         BLOCK_M=DELTA_ROWS, BLOCK_D=constexprs["BLOCK_D"])
     # the gradients share one fresh contiguous layout; q, k, v and dO are read through their own strides
     dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
     descriptors = _descriptors(T, q, k, v, grad_out, dq)
-    BACKWARD(lambda meta: (triton.cdiv(T, meta["TILE"]), B * H), _tuning_key(q, descriptors, constexprs),
+    BACKWARD(lambda meta: (cdiv(T, meta["TILE"]), B * H), _tuning_key(q, descriptors, constexprs),
              q, k, v, grad_out, lse, delta, dq, dk, dv, *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
-             *dq.stride(), H, T, D, triton.next_power_of_2(T), descriptors, 1.0 / math.sqrt(D), **constexprs)
+             *dq.stride(), H, T, D, next_power_of_2(T), descriptors, 1.0 / math.sqrt(D), **constexprs)
     return dq, dk, dv
 
 

@@ -16,7 +16,18 @@ import torch
 
 from kernels.custom_op import attention_op
 from kernels.softmax import softmax_backward, softmax_forward
-from kernels.triton_runtime import INTERPRETING, TL_DTYPE, check_can_run, check_dtype, dot_precision, mma, tl, triton
+from kernels.triton_runtime import (
+    INTERPRETING,
+    TL_DTYPE,
+    cdiv,
+    check_can_run,
+    check_dtype,
+    dot_precision,
+    mma,
+    next_power_of_2,
+    tl,
+    triton,
+)
 
 # One fixed tile per operand width, as a textbook would; fp32's is smaller: its FMA / TF32 paths need twice
 # the registers (make kernels-compile).
@@ -57,10 +68,10 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, operands: torch.dtype, alph
     (batch, M, K), N = a.shape, b.size(-1)
     c = torch.empty(batch, M, N, dtype=out_dtype or a.dtype, device=a.device)
     tile = TILES[operands.itemsize]
-    tile = {**tile, "BLOCK_K": max(16, min(tile["BLOCK_K"], triton.next_power_of_2(K)))}
+    tile = {**tile, "BLOCK_K": max(16, min(tile["BLOCK_K"], next_power_of_2(K)))}
     if INTERPRETING:
         tile = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": tile["BLOCK_K"]}
-    grid = (triton.cdiv(M, tile["BLOCK_M"]), triton.cdiv(N, tile["BLOCK_N"]), batch)
+    grid = (cdiv(M, tile["BLOCK_M"]), cdiv(N, tile["BLOCK_N"]), batch)
     _batched_matmul[grid](a, b, c, M, N, K, alpha, *a.stride(), *b.stride(), *c.stride(),
                           DOT=TL_DTYPE[operands], PRECISION=dot_precision(operands), **tile)
     return c

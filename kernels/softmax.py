@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.triton_runtime import INTERPRETING, check_can_run, check_dtype, tl, triton
+from kernels.triton_runtime import INTERPRETING, check_can_run, check_dtype, next_power_of_2, tl, triton
 
 MAX_ROW = 16384  # longest row one program holds in registers without spilling (make kernels-compile)
 
@@ -51,7 +51,7 @@ if triton is not None:
 
 def launch_config(n_cols: int) -> dict:
     """Block, warps and pipeline depth for rows of n_cols elements (make kernels-compile compiles each)."""
-    block = triton.next_power_of_2(n_cols)
+    block = next_power_of_2(n_cols)
     num_warps = 4 if block < 2048 else 8 if block < 8192 else 16
     num_stages = 4 if block <= 4096 else 2  # long rows: fewer rows in flight, or the registers run out
     return {"BLOCK": block, "NUM_STAGES": num_stages, "num_warps": num_warps}

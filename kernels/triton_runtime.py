@@ -110,6 +110,18 @@ def dot_precision(dtype: torch.dtype) -> str:
     return FP32_PRECISION[torch.get_float32_matmul_precision()] if dtype == torch.float32 else "tf32"
 
 
+def cdiv(a: int, b: int) -> int:
+    """ceil(a / b), for the wrappers' grids and keys on the host: plain Python. triton.cdiv and
+    triton.next_power_of_2 are constexpr functions, each host call a few microseconds of argument unwrapping
+    (triton 3.9), a cost paid on every training step's attention (measurements/triton_wrapper_host_time.py)."""
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    """The least power of two >= n, for n >= 1 (triton.next_power_of_2 in plain Python: see cdiv)."""
+    return 1 << (n - 1).bit_length()
+
+
 def launch_configs(configs: list, interpreted) -> list:
     """The autotune candidates: all of them on a GPU, the one given for Triton's interpreter (where timing
     numpy would tune nothing and every extra config costs test time)."""

@@ -20,7 +20,7 @@ import kernels
 import kernels.flash_attention as flash
 from kernels.flash_attention import BACKWARD, FORWARD, descriptors_usable, flash_attention, usable
 from kernels.softmax import MAX_ROW, softmax
-from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM
+from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM, cdiv, next_power_of_2
 
 DEVICE = "cuda" if not INTERPRETING and torch.cuda.is_available() else "cpu"
 CAPABILITY = torch.cuda.get_device_capability() if DEVICE == "cuda" else (9, 0)  # the interpreter: as sm_90
@@ -285,6 +285,15 @@ def test_attention_is_exact_where_the_scores_are_in_the_hundreds(backend):
     assert relative_error(out, ref) < tolerance
     assert relative_error(dv, ref_dv) < tolerance
     assert dq.isfinite().all() and dk.isfinite().all()
+
+
+def test_the_wrappers_host_arithmetic_is_tritons():
+    """The grids, blocks and tuning keys come from plain-Python cdiv and next_power_of_2 (cheaper per call than
+    Triton's constexpr functions): the same integers as Triton's and as the arithmetic's definition."""
+    for n in range(1, 5000):
+        assert next_power_of_2(n) == triton.next_power_of_2(n) == 2 ** math.ceil(math.log2(n))
+        for block in (16, 64, 128):
+            assert cdiv(n, block) == triton.cdiv(n, block) == math.ceil(n / block)
 
 
 def test_rows_longer_than_a_program_holds_are_refused_in_one_line():

@@ -181,7 +181,7 @@ def flash_forward_args(dtype: str, sizes: str, block_d: int) -> dict:
         **strides("k", split),
         **strides("v", split),
         **strides("o", fresh),
-        **{"H": H, "T": T, "D": D, "T_BUCKET": triton.next_power_of_2(T), "TMA_OK": 1, "scale": D**-0.5},
+        **{"H": H, "T": T, "D": D, "T_BUCKET": runtime.next_power_of_2(T), "TMA_OK": 1, "scale": D**-0.5},
     }
 
 
