@@ -185,10 +185,15 @@ def flash_forward_args(dtype: str, sizes: str, block_d: int) -> dict:
     }
 
 
+def fresh_layout(forward: dict) -> tuple:
+    """The strides of a fresh contiguous (B, H, T, D) tensor, as the forward's output has them."""
+    return tuple(forward[f"stride_o{axis}"] for axis in "bhtd")
+
+
 def flash_backward_args(dtype: str, sizes: str, block_d: int) -> dict:
     """The forward's q, k, v; dO and the gradients fresh and contiguous."""
     forward = flash_forward_args(dtype, sizes, block_d)
-    fresh = tuple(forward[f"stride_o{axis}"] for axis in "bhtd")
+    fresh = fresh_layout(forward)
     return {
         **{name: forward[name] for name in "QKV"},
         **{name: pointer(dtype) for name in ("DO", "DQ", "DK", "DV")},
@@ -223,7 +228,7 @@ def attention_cases(target: str) -> list[Case]:
             "DO": pointer(dtype),
             "DELTA": pointer("fp32"),
             **{name: value for name, value in forward.items() if name.startswith("stride_o")},
-            **strides("do", tuple(forward[f"stride_o{axis}"] for axis in "bhtd")),
+            **strides("do", fresh_layout(forward)),
             "BLOCK_M": flash.DELTA_ROWS,
             "BLOCK_D": block_d,
         }
