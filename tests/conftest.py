@@ -109,6 +109,18 @@ def environment(env: dict | None, cwd: Path):
         torch.use_deterministic_algorithms(deterministic)
 
 
+def no_credentials(tmp_path: Path, **extra) -> dict:
+    """The environment of a process on a machine without W&B credentials: an empty HOME, no API key or netrc,
+    no mode set (what W&B reads once per process). Matplotlib keeps the font cache it has (it lives under HOME
+    by default, and an empty one costs each process seconds to rebuild)."""
+    import matplotlib
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home), "NETRC": str(home / ".netrc"), "WANDB_API_KEY": None, "WANDB_MODE": None,
+            "MPLCONFIGDIR": matplotlib.get_cachedir(), **extra}  # fmt: skip
+
+
 def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """`python -m <module> <overrides>` run in this process: the entry point's own `main()`, with its argv,
     environment and working dir, its output captured and its exit status returned as a process's would be.

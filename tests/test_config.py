@@ -1,7 +1,7 @@
 """Every config option composes and validates; mistakes stop the run with one line naming what is allowed."""
 
 import pytest
-from conftest import REPO, assert_one_line_error, run_entry, run_process
+from conftest import REPO, assert_one_line_error, no_credentials, run_entry, run_process
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -130,9 +130,7 @@ def test_the_allowed_spellings_are_the_ones_the_code_implements():
 def test_refusals_come_before_training_in_one_line_and_leave_no_run(overrides, fragments, tmp_path):
     """Options that used to fail only once a module, an optimiser, a logger or a kernel met the data: one line, exit 2,
     and nothing under runs_dir that resume=auto or a report would take for a run."""
-    no_credentials = {"WANDB_API_KEY": None, "NETRC": str(tmp_path / "no-netrc"), "WANDB_MODE": None,
-                      "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config")}  # fmt: skip
-    result = run_entry("gpt.train", *overrides, f"runs_dir={tmp_path / 'outputs'}", env=no_credentials)
+    result = run_entry("gpt.train", *overrides, f"runs_dir={tmp_path / 'outputs'}", env=no_credentials(tmp_path))
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not list((tmp_path / "outputs").rglob("*"))

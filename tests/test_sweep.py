@@ -11,7 +11,16 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except
+from conftest import (
+    REPO,
+    TINY,
+    assert_one_line_error,
+    no_credentials,
+    read_summary,
+    run_entry,
+    run_process,
+    tiny_except,
+)
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
@@ -26,18 +35,6 @@ PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 SINGLE_RUN_PRESETS = {"speedrun"}  # a budget for one run, not a sweep
 WANDB = str(Path(sys.executable).with_name("wandb"))
 TINY_GPT = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2"]
-
-
-def no_credentials(tmp_path: Path, **extra) -> dict:
-    """The environment of a process on a machine without W&B credentials: an empty HOME, no API key or netrc,
-    no mode set (what W&B reads once per process). Matplotlib keeps the font cache it has (it lives under HOME
-    by default, and an empty one costs each process seconds to rebuild)."""
-    import matplotlib
-
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {"HOME": str(home), "NETRC": str(home / ".netrc"), "WANDB_API_KEY": None, "WANDB_MODE": None,
-            "MPLCONFIGDIR": matplotlib.get_cachedir(), **extra}  # fmt: skip
 
 
 def wandb_records(run: Path) -> list[dict]:
