@@ -130,12 +130,15 @@ if triton is not None:
         _configs("BLOCK_M", "BLOCK_N", 4, [(16, 16, 4, 2, 128, 128)])
     # The backward: one program owns a TILE of keys (for dK, dV), then the same TILE of queries (for dQ), and
     # steps through the other side STEP at a time. It holds twice the forward's accumulators (dK and dV, or dQ
-    # with q and dO): its tiles are smaller or have more warps.
+    # with q and dO): its tiles are smaller or have more warps. More warps have a price on Hopper: 8 warps on a
+    # 64-row tile are two warpgroups splitting the columns, and each needs every probability of the tile (the
+    # whole of wgmma's register operand), so both compute all of them: twice the exp2 and elementwise work per
+    # tile (experiments/kernels_compile/flash-loop-sass.md). The 4-warp 64 x 64 tiles do not, where they fit.
     BACKWARD_TUNING = _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 32, 32), (64, 64, 8, 2, 64, 64),
-                                                   (64, 32, 8, 3, 64, 64), (32, 32, 4, 3, 64, 64),
-                                                   (32, 32, 8, 3, 128, 128)]) + \
-        _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 64, 0), (64, 64, 8, 2, 128, 0), (64, 32, 8, 3, 128, 0)],
-                 tma=True) + \
+                                                   (64, 64, 4, 2, 32, 32), (64, 32, 8, 3, 64, 64),
+                                                   (32, 32, 4, 3, 64, 64), (32, 32, 8, 3, 128, 128)]) + \
+        _configs("TILE", "STEP", 2, [(128, 64, 8, 3, 64, 0), (64, 64, 8, 2, 128, 0), (64, 64, 4, 3, 128, 0),
+                                     (64, 32, 8, 3, 128, 0)], tma=True) + \
         _configs("TILE", "STEP", 4, [(16, 16, 4, 2, 64, 64), (16, 16, 8, 2, 128, 128)])
     FORWARD_CONFIGS = launch_configs(FORWARD_TUNING, triton.Config({"BLOCK_M": 16, "BLOCK_N": 16, "TMA": False}))
     BACKWARD_CONFIGS = launch_configs(BACKWARD_TUNING, triton.Config({"TILE": 16, "STEP": 16, "TMA": False}))
