@@ -1,12 +1,12 @@
 """The corpus: found or fetched, checked, split, and read by windows. No Lightning here: the commands that only
 score a checkpoint on its corpus (gpt.evaluate, through gpt.inspection) start without loading a trainer.
 
-A corpus is found by `data.path`, then the environment variable its preset names in `data.path_env` ($GPT_DATA
-for War and Peace and data=text; none for the benchmarks, so that a $GPT_DATA set for War and Peace never stands in
-for enwik8), then the cache, then downloaded where the preset has a URL, and checked against its sha256 wherever it
-came from. It is split contiguously into train, validation and (where
-data.test_fraction > 0, as for enwik8 and text8) a held-out test part that only gpt.evaluate split=test reads. A
-window of `block_size + 1` tokens gives the inputs and, shifted by one, the targets.
+A corpus is found by `data.path`, then the environment variable its preset names in `data.path_env` ($GPT_DATA for
+War and Peace and data=text; none for the benchmarks, so that a $GPT_DATA set for War and Peace never stands in for
+enwik8), then the cache, then downloaded where the preset has a URL, and checked against its sha256 wherever it
+came from. It is split contiguously into train, validation and (where data.test_fraction > 0, as for enwik8 and
+text8) a held-out test part that only gpt.evaluate split=test reads. A window of `block_size + 1` tokens gives the
+inputs and, shifted by one, the targets.
 """
 
 from __future__ import annotations

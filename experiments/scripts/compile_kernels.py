@@ -127,19 +127,24 @@ def specialise(case: Case) -> tuple[dict, dict, dict, dict]:
     return signature, constexprs, attrs, launch
 
 
+def build(case: Case):
+    """The case compiled for its target, as a launch on that GPU would compile it (PTX, cubin, metadata)."""
+    signature, constexprs, attrs, options = specialise(case)
+    return triton.compile(
+        ASTSource(case.fn, signature, constexprs, attrs),
+        target=GPUTarget("cuda", TARGETS[case.target][0], 32),
+        options=options,
+    )
+
+
 def compile_case(case: Case) -> dict:
     """Compile one case for its target; shared bytes from Triton, registers and spills from `ptxas -v`."""
-    signature, constexprs, attrs, options = specialise(case)
-    capability, shared_limit = TARGETS[case.target]
+    shared_limit = TARGETS[case.target][1]
     log = io.StringIO()
     knobs.nvidia.dump_ptxas_log = True  # Triton prints ptxas's -v report to stdout
     try:
         with contextlib.redirect_stdout(log):
-            compiled = triton.compile(
-                ASTSource(case.fn, signature, constexprs, attrs),
-                target=GPUTarget("cuda", capability, 32),
-                options=options,
-            )
+            compiled = build(case)
     except Exception as error:
         return {"error": " ".join(str(error).split())[:200]}
     report = log.getvalue()

@@ -22,8 +22,6 @@ import tempfile
 from pathlib import Path
 
 import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import compile_kernels  # experiments/scripts/compile_kernels.py
@@ -33,12 +31,8 @@ INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_]
 
 
 def sass(case: compile_kernels.Case) -> str:
-    signature, constexprs, attrs, options = compile_kernels.specialise(case)
-    capability = compile_kernels.TARGETS[case.target][0]
-    compiled = triton.compile(ASTSource(case.fn, signature, constexprs, attrs),
-                              target=GPUTarget("cuda", capability, 32), options=options)  # fmt: skip
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
-        cubin.write(compiled.asm["cubin"])
+        cubin.write(compile_kernels.build(case).asm["cubin"])
         cubin.flush()
         return subprocess.run([CUOBJDUMP, "-sass", cubin.name], capture_output=True, text=True, check=True).stdout
 
