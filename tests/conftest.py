@@ -74,7 +74,7 @@ def war_and_peace() -> Path:
     data = OmegaConf.load(REPO / "conf" / "data" / "war_and_peace.yaml")
     beside = REPO.parent / "shared" / "data" / "war_and_peace.txt"
     try:  # absolute: tests hand it to processes started in other directories
-        return resolve_corpus(data.name, None, url=None, sha256=data.sha256).resolve()
+        return resolve_corpus(data.name, None, url=None, sha256=data.sha256, path_env=data.path_env).resolve()
     except UserError:
         if not beside.is_file():
             raise
