@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,15 +56,34 @@ def tiny_except(*keys: str) -> list[str]:
     return [o for o in TINY if o.split("=")[0] not in keys]
 
 
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (a container's `--cpus`), or None where unlimited: cgroup
+    v2's `cpu.max` ("QUOTA PERIOD" or "max PERIOD"), else v1's `cpu/cpu.cfs_quota_us` (-1: unlimited) over
+    `cpu/cpu.cfs_period_us`, as a container sees them at the root of its cgroup namespace."""
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            fields = (cgroup / quota_file).read_text().split()
+            if period_file:
+                fields.append((cgroup / period_file).read_text().strip())
+        except OSError:
+            continue
+        quota, period = fields[:2]
+        return None if quota in ("max", "-1") else int(quota) / int(period)
+    return None
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto` (make test): a worker for each CPU this process may run on. xdist's own count is of physical cores
-    where psutil is installed (W&B installs it): one worker on a machine whose two CPUs are the two hyperthreads of
-    one core (Intel Xeon cloud machines), which left one CPU idle; the suite takes 1.7x as long in one worker as in
-    two (experiments/test_suite/). PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (xdist's own hook
-    reads it)."""
+    """`-n auto` (make test): a worker for each CPU this process may run on, and no more than its cgroup's CPU quota
+    allows (a container may see 16 CPUs and be given the time of 2). xdist's own count is of physical cores where
+    psutil is installed (W&B installs it): one worker on a machine whose two CPUs are the two hyperthreads of one
+    core (Intel Xeon cloud machines), which left one CPU idle; the suite takes 1.7x as long in one worker as in two
+    (experiments/test_suite/). PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (xdist's own hook reads
+    it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota()
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
 @pytest.fixture(scope="session")
