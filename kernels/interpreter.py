@@ -7,3 +7,29 @@ its own, without torch or triton, so that anything may ask before either is impo
 import os
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def interpreter_problem(triton_version: str) -> str | None:
+    """Why this Triton's interpreter cannot run the kernels beside this NumPy, or None where it can.
+
+    Before 3.7 the interpreter reads a loop bound computed in a kernel (`range(lo, hi)`, hi from the program id)
+    as int() of a one-element array, which NumPy 2 refuses (deprecated since 1.25): every kernel with such a loop
+    stops with "only 0-dimensional arrays can be converted to Python scalars". Triton 3.7 takes the element out
+    first. Compiled for a GPU, the same kernels build with either (experiments/kernels_compile/)."""
+    import warnings
+
+    import numpy
+
+    if tuple(int(part) for part in triton_version.split(".")[:2]) >= (3, 7):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            int(numpy.ones(1, dtype=numpy.int32))
+        except TypeError:
+            return (
+                f"Triton {triton_version}'s interpreter cannot run the kernels with NumPy {numpy.__version__} "
+                "(it takes int() of one-element arrays, which this NumPy refuses): install triton>=3.7, or run "
+                "on a CUDA GPU"
+            )
+    return None

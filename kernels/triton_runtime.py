@@ -24,7 +24,7 @@ import types
 import torch
 
 from kernels.errors import KernelUnavailableError
-from kernels.interpreter import INTERPRETING
+from kernels.interpreter import INTERPRETING, interpreter_problem
 
 MAX_HEAD_DIM = 128  # the largest head_dim whose attention tiles fit a GPU's shared memory (make kernels-compile)
 FP32_PRECISION = {"highest": "ieee", "high": "tf32x3", "medium": "tf32"}
@@ -73,7 +73,9 @@ def _interpret_as_a_gpu_runs() -> None:
     builder.options = dataclasses.replace(builder.options, sanitize_overflow=triton.knobs.runtime.debug)
 
 
+INTERPRETER_PROBLEM = None  # why this triton's interpreter cannot run the kernels here, if it cannot
 if triton is not None and INTERPRETING:
+    INTERPRETER_PROBLEM = interpreter_problem(triton.__version__)
     _interpret_as_a_gpu_runs()
 
 
@@ -84,6 +86,8 @@ def check_can_run(name: str, *tensors: torch.Tensor) -> None:
             f"{name} needs the triton package (Linux only), which is not installed; use kernel=eager or kernel=sdpa"
         )
     if INTERPRETING:
+        if INTERPRETER_PROBLEM:
+            raise KernelUnavailableError(f"{name}: {INTERPRETER_PROBLEM}")
         return
     if not torch.cuda.is_available():
         raise KernelUnavailableError(

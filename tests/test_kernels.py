@@ -12,6 +12,7 @@ the comparison. Errors are relative norms ||out - ref|| / ||ref||, the reference
 import math
 import zlib
 
+import numpy as np
 import pytest
 import torch
 import triton
@@ -19,6 +20,7 @@ import triton
 import kernels
 import kernels.flash_attention as flash
 from kernels.flash_attention import BACKWARD, FORWARD, descriptors_usable, flash_attention, usable
+from kernels.interpreter import interpreter_problem
 from kernels.softmax import MAX_ROW, softmax
 from kernels.triton_runtime import INTERPRETING, MAX_HEAD_DIM, cdiv, next_power_of_2
 
@@ -330,6 +332,37 @@ def test_unsupported_dtypes_are_refused_in_one_line(backend):
     q = torch.randn(1, 1, 8, 16, device=DEVICE, dtype=torch.float64)
     with pytest.raises(kernels.KernelUnavailableError, match=r"float32, bfloat16 or float16.*torch\.float64"):
         kernels.attention(q, q, q, backend=backend)
+
+
+def numpy_refuses_int_of_a_one_element_array() -> bool:
+    """What Triton 3.6's interpreter trips on: its `int(handle.data)` of a loop bound held as a (1,)-shaped array."""
+    try:
+        int(np.array([3], dtype=np.int32))
+    except TypeError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("version", ["3.5.1", "3.6.0", "3.7.0", "3.9.0", "3.10.0+git1a2b3c4"])
+def test_an_interpreter_that_cannot_run_beside_this_numpy_is_named(version):
+    problem = interpreter_problem(version)
+    if version.startswith(("3.5", "3.6")) and numpy_refuses_int_of_a_one_element_array():
+        assert f"Triton {version}'s interpreter" in problem and f"NumPy {np.__version__}" in problem
+        assert "triton>=3.7" in problem and "\n" not in problem
+    else:
+        assert problem is None
+
+
+def test_the_interpreters_problem_is_a_one_line_error_for_every_kernel(monkeypatch):
+    monkeypatch.setattr("kernels.triton_runtime.INTERPRETING", True)
+    problem = "this interpreter cannot run here"
+    monkeypatch.setattr("kernels.triton_runtime.INTERPRETER_PROBLEM", problem)
+    q = torch.randn(1, 1, 8, 16)
+    for backend in kernels.TRITON_BACKENDS:
+        with pytest.raises(kernels.KernelUnavailableError, match=rf"^kernel={backend}: {problem}$"):
+            kernels.attention(q, q, q, backend=backend)
+    with pytest.raises(kernels.KernelUnavailableError, match=problem):
+        softmax(q)
 
 
 def test_no_gpu_and_no_interpreter_is_a_clear_error(monkeypatch):
