@@ -12,15 +12,18 @@ INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 def interpreter_problem(triton_version: str) -> str | None:
     """Why this Triton's interpreter cannot run the kernels beside this NumPy, or None where it can.
 
-    Before 3.7 the interpreter reads a loop bound computed in a kernel (`range(lo, hi)`, hi from the program id)
-    as int() of a one-element array, which NumPy 2 refuses (deprecated since 1.25): every kernel with such a loop
-    stops with "only 0-dimensional arrays can be converted to Python scalars". Triton 3.7 takes the element out
-    first. Compiled for a GPU, the same kernels build with either (experiments/kernels_compile/)."""
+    Before 3.7 the interpreter reads a loop bound computed in a kernel (`range(lo, hi)`, hi from the program id) as
+    int() of a one-element array, which recent NumPy refuses (deprecated in 1.25; an error in 2.4 and 2.5): every
+    kernel with such a loop stops with "only 0-dimensional arrays can be converted to Python scalars". Triton 3.7
+    takes the element out first. Compiled for a GPU, the same kernels build with either
+    (experiments/gpu/lent-machine-versions.txt)."""
+    import re
     import warnings
 
     import numpy
 
-    if tuple(int(part) for part in triton_version.split(".")[:2]) >= (3, 7):
+    major_minor = re.match(r"(\d+)\.(\d+)", triton_version)  # "3.6.0", "3.6.0+git9844da9", "3.10.0rc1"
+    if major_minor is None or tuple(map(int, major_minor.groups())) >= (3, 7):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -3,7 +3,7 @@
 # triton 3.6.0, Python 3.12: experiments/gpu/README.md)? Checked without a GPU, in a venv of those versions (PyPI's
 # CUDA build of torch runs on a CPU):
 #   1. make test's suite, the Triton kernels interpreted by triton 3.7.0, since 3.6's interpreter cannot run beside
-#      NumPy 2 (kernels/interpreter.py);
+#      NumPy 2.4 or 2.5 (kernels/interpreter.py);
 #   2. triton 3.6.0's interpreter asked for: refused in one line;
 #   3. every kernel and config compiled by triton 3.6.0 for sm_80 and sm_90 (compile_kernels.py, into VENV/).
 #     bash experiments/scripts/measurements/gpu_machine_versions.sh [VENV]   (PYTHON=python3.12 makes VENV; about 5 GB of
