@@ -67,8 +67,11 @@ def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
                 fields.append((cgroup / period_file).read_text().strip())
         except OSError:
             continue
-        quota, period = fields[:2]
-        return None if quota in ("max", "-1") else int(quota) / int(period)
+        try:
+            quota, period = fields[:2]
+            return None if quota in ("max", "-1") else int(quota) / int(period)
+        except (ValueError, ZeroDivisionError):  # not the kernel's documented format: no quota known
+            return None
     return None
 
 

@@ -29,6 +29,8 @@ def test_auto_starts_a_worker_per_cpu_where_two_cpus_share_one_core(pytestconfig
         ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),  # cgroup v1
         ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
         ({}, None),  # no cgroup CPU controller to read
+        ({"cpu.max": "\n"}, None),  # unreadable contents: no quota known, the CPU count decides
+        ({"cpu.max": "100000 0\n"}, None),
     ],
 )
 def test_the_cpu_quota_is_read_from_cgroup_v2_or_v1(tmp_path, files, quota):
