@@ -54,13 +54,15 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
     from hydra import initialize_config_dir
 
     from gpt.config import CONFIG_DIR, register_configs
-    from gpt.validation import check_config
+    from gpt.validation import check_config, check_known_keys
 
     register_configs()
     with refusals_raised(), initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = hydra_compose("config" if command == "train" else command, list(overrides))
         if command == "train":
             check_config(cfg)
+        else:
+            check_known_keys(cfg)
     return cfg
 
 
@@ -182,8 +184,12 @@ def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> M
 
 
 def load_for_command(cfg: DictConfig) -> Model:
-    """The checkpoint a checkpoint command's config names (ckpt=, kernel=, device=), as load() gives it."""
-    return load(cfg.ckpt, cfg.kernel.backend if cfg.kernel else None, cfg.device)
+    """The checkpoint a checkpoint command's config names (ckpt=, kernel=, device=), as load() gives it, once the
+    config holds only the command's own keys."""
+    from gpt.validation import check_known_keys
+
+    check_known_keys(cfg)
+    return load(cfg.ckpt, cfg.kernel.backend, cfg.device)
 
 
 @dataclass(frozen=True)

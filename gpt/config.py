@@ -107,7 +107,9 @@ class DataConfig:
 
 @dataclass
 class KernelConfig:
-    backend: str = MISSING  # one of kernels.BACKENDS, set by conf/kernel/NAME.yaml; checked in gpt.validation
+    # one of kernels.BACKENDS, set by conf/kernel/NAME.yaml; checked in gpt.validation. The checkpoint commands'
+    # default is null: the backend the checkpoint was trained with
+    backend: str | None = MISSING
 
 
 @dataclass
@@ -194,7 +196,7 @@ class CheckpointCommandConfig:
     """What gpt.sample, gpt.evaluate and gpt.attention share: the checkpoint, and how to run it."""
 
     ckpt: str = MISSING
-    kernel: KernelConfig | None = None  # kernel=NAME as in training; None: the checkpoint's own backend
+    kernel: KernelConfig = field(default_factory=lambda: KernelConfig(backend=None))  # kernel=NAME as in training
     device: str = "auto"  # one of DEVICES
 
 

@@ -38,6 +38,20 @@ class TrainingDivergedError(UserError):
 
 
 USER_ERRORS = (UserError, KernelUnavailableError, CompactHydraException, OmegaConfBaseException)
+# The one mistake in an override that Hydra reports as a plain ValueError, from its defaults list
+NULL_GROUP = "Config group override must be a string or a list"
+
+
+def null_group_refusal(exc: ValueError) -> UserError:
+    """A config group given null (`kernel=null`) as the user's mistake it is; any other ValueError is re-raised."""
+    if NULL_GROUP not in str(exc):
+        raise exc
+    return UserError(
+        "a config group was given null (model=null, kernel=null, ...): a group takes one of its options, which "
+        "--help lists; to run a checkpoint through its own kernel, leave kernel= out"
+    )
+
+
 _refusals: list[str] | None = None  # while the Python API runs a command: its refusal, instead of an exit
 
 
@@ -52,6 +66,8 @@ def refusals_raised():
         yield
     except USER_ERRORS as exc:  # raised outside a command (composing a config, loading a checkpoint)
         raise UserError(describe_user_error(exc)) from None
+    except ValueError as exc:
+        raise null_group_refusal(exc) from None
     finally:
         refusals, _refusals = _refusals, outer
     if refusals:
@@ -70,7 +86,10 @@ def one_line_errors():
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
-        yield
+        try:
+            yield
+        except ValueError as exc:
+            raise null_group_refusal(exc) from None
     except USER_ERRORS as exc:
         if _refusals is not None:  # refusals_raised: the caller raises it
             _refusals.append(describe_user_error(exc))

@@ -104,6 +104,26 @@ RANGES = {
 ALLOWED = {**RANGES, **{key: OneOf(values) for key, values in CHOICES.items()}}
 
 
+def check_known_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Every key is one its schema has. A misspelt key is refused by Hydra as the config composes, but `+key=value`
+    and `++key=value` add any key to any node (`+optim.weigth_decay=0.2`), and no code would read it; under `trainer`
+    Lightning would take one of its own options the harness does not account for (`accumulate_grad_batches`: the
+    data stream, exact resume and the step counts assume one batch a step). Either way the run would silently do
+    other than asked. (`hydra` is Hydra's own node, present where a config is composed with it.)"""
+    schema = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(schema):
+        allowed = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
+        for key in cfg:
+            if key not in allowed and not str(key).startswith("_") and (prefix or key != "hydra"):
+                raise UserError(
+                    f"{prefix}{key}: Key '{key}' not in '{schema.__name__}': no option of this harness (a + adds a key "
+                    f"to the config, not an option to the code); allowed keys here: {', '.join(allowed)}"
+                )
+    for key, node in cfg.items_ex(resolve=False):
+        if isinstance(node, DictConfig) and (prefix or key != "hydra"):
+            check_known_keys(node, f"{prefix}{key}.")
+
+
 def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> None:
     """Each option's value is allowed (a key a phase lacks, or a null, is skipped)."""
     for key, allowed in allowed_values.items():
@@ -140,7 +160,13 @@ def check_machine(cfg: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Constraints the schema's types cannot say: allowed strings, ranges, values that must fit together."""
+    """Constraints the schema's types cannot say: keys added past it, allowed strings, ranges, values that must fit
+    together."""
+    check_known_keys(cfg)
+    if cfg.kernel.backend is None:  # null means "the checkpoint's own" to the checkpoint commands only
+        raise UserError(
+            f"kernel.backend=null: a run trains through one backend; allowed: {', '.join(kernels.BACKENDS)}"
+        )
     check_allowed(cfg, ALLOWED)
     if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
         raise UserError(f"compile={cfg.compile}: allowed are false, true, {', '.join(COMPILE_MODES)}")

@@ -53,7 +53,13 @@ def test_the_api_and_the_command_make_the_same_run_dir(trained):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["model=gtp"], ["model.n_embd=30"], ["trainer.max_step=3"], ["optim.algorithm=muon", "model=bigram"]],
+    [
+        ["model=gtp"],
+        ["model.n_embd=30"],
+        ["trainer.max_step=3"],
+        ["+trainer.max_step=3"],
+        ["optim.algorithm=muon", "model=bigram"],
+    ],
 )
 def test_a_refused_override_raises_the_commands_one_line(overrides, tmp_path):
     command = run_entry("gpt.train", *overrides, f"hydra.run.dir={tmp_path / 'cli'}")

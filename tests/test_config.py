@@ -5,6 +5,7 @@ from conftest import REPO, assert_one_line_error, no_credentials, run_entry, run
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+import gpt.api
 import gpt.config
 from gpt.config import register_configs
 from gpt.validation import check_config
@@ -69,6 +70,9 @@ def test_everyday_overrides_are_spelled_as_documented():
         ("kernel=triton model.dropout=0.1", ["model.dropout=0.1", "kernel=triton", "no attention dropout"]),
         ("trainer.precision=16", ["trainer.precision=16", "bf16-mixed"]),
         ("compile=fast", ["compile=fast", "allowed are false, true, default, reduce-overhead"]),
+        ("+optim.weight_decy=0.2", ["optim.weight_decy", "not in 'OptimConfig'", "allowed keys here:", "weight_decay"]),
+        ("model=null", ["config group was given null", "--help lists"]),  # Hydra's own ValueError, made one line
+        ("kernel.backend=null", ["kernel.backend=null", "eager, sdpa"]),
     ],
 )
 def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
@@ -76,6 +80,27 @@ def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "attention"])
+def test_a_key_added_past_the_schema_is_refused_wherever_it_is_added(command):
+    """`+key=value` and `++key=value` add a key that Hydra refuses without the +: at the top of every command's
+    config and in each of its groups, one line names it and the keys allowed there. Under trainer, a key Lightning's
+    Trainer takes too: the harness does not account for it (one batch a step)."""
+    required = [] if command == "train" else ["ckpt=any.ckpt"]
+    cfg = gpt.api.compose(*required, command=command)
+    groups = [key for key, value in cfg.items_ex(resolve=False) if OmegaConf.is_dict(value)]
+    assert groups == (["model", "data", "kernel", "optim", "trainer", "logger", "sample", "inspect"] if command ==
+                      "train" else ["kernel", "data"] if command == "evaluate" else ["kernel"])  # fmt: skip
+    added = ["+not_an_option=1", *(f"++{group}.not_an_option=1" for group in groups)]
+    if command == "train":
+        added.append("+trainer.accumulate_grad_batches=2")
+    for override in added:
+        key = override.lstrip("+").split("=")[0]
+        with pytest.raises(gpt.UserError) as refused:
+            gpt.api.compose(*required, override, command=command)
+        message = str(refused.value)
+        assert message.startswith(f"{key}: ") and "allowed keys here:" in message and "\n" not in message, message
 
 
 def test_triton_without_gpu_or_interpreter_is_a_one_line_error(tmp_path):

@@ -134,9 +134,12 @@ def test_a_checkpoint_trained_through_triton_is_read_through_eager_on_the_cpu(tm
     assert "read with kernel=eager" in read.stderr
     maps = run_entry("gpt.attention", f"ckpt={triton_ckpt}", "text=quick", f"out={tmp_path / 'maps.png'}", "device=cpu")
     assert maps.returncode == 0 and (tmp_path / "maps.png").is_file(), maps.stderr
+    by_key = run_entry("gpt.sample", f"ckpt={triton_ckpt}", "kernel.backend=eager", *sample)  # as training spells it
+    assert by_key.returncode == 0 and by_key.stdout == through_eager.stdout, by_key.stderr
     for module in ("gpt.sample", "gpt.evaluate", "gpt.attention"):
-        asked = run_entry(module, f"ckpt={triton_ckpt}", "kernel=triton", "device=cpu", cwd=tmp_path)
-        assert_one_line_error(asked, "kernel=triton", "TRITON_INTERPRET=1", "allowed here: eager, sdpa")
+        for kernel in ("kernel=triton", "kernel.backend=triton"):
+            asked = run_entry(module, f"ckpt={triton_ckpt}", kernel, "device=cpu", cwd=tmp_path)
+            assert_one_line_error(asked, "kernel=triton", "TRITON_INTERPRET=1", "allowed here: eager, sdpa")
 
 
 def test_missing_corpus_is_a_one_line_error(tmp_path):
