@@ -7,19 +7,18 @@ every training too.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from gpt.api import load_for_command
 from gpt.entry import hydra_command
-from gpt.inspection import save_figure
+from gpt.inspection import figure_path, save_figure
 
 
 @hydra_command("attention")
 def main(cfg: DictConfig) -> None:
+    out = figure_path(cfg.out)
     figure = load_for_command(cfg).attention(cfg.text)
-    print(save_figure(figure, Path(cfg.out)))
+    print(save_figure(figure, out))
 
 
 if __name__ == "__main__":

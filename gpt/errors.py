@@ -12,7 +12,9 @@ import os
 import re
 import signal
 import sys
+import traceback
 
+import hydra
 from hydra.errors import (
     CompactHydraException,
     ConfigCompositionException,
@@ -38,6 +40,7 @@ class TrainingDivergedError(UserError):
 
 
 USER_ERRORS = (UserError, KernelUnavailableError, CompactHydraException, OmegaConfBaseException)
+HYDRA_PACKAGE = os.path.dirname(hydra.__file__) + os.sep
 # The one mistake in an override that Hydra reports as a plain ValueError, from its defaults list
 NULL_GROUP = "Config group override must be a string or a list"
 
@@ -49,6 +52,18 @@ def null_group_refusal(exc: ValueError) -> UserError:
     return UserError(
         "a config group was given null (model=null, kernel=null, ...): a group takes one of its options, which "
         "--help lists; to run a checkpoint through its own kernel, leave kernel= out"
+    )
+
+
+def unwritable_dir_refusal(exc: OSError) -> UserError:
+    """Hydra failing to create the run or sweep dir it was given (hydra.run.dir=/read-only/x) as the user's mistake
+    it is; an OSError raised anywhere else is re-raised."""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.endswith("pathlib.py")]
+    if exc.filename is None or not frames or not frames[-1].filename.startswith(HYDRA_PACKAGE):
+        raise exc
+    return UserError(
+        f"cannot create {os.path.abspath(exc.filename)}: {exc.strerror}; give hydra.run.dir (a sweep: "
+        "hydra.sweep.dir) a folder that can be written"
     )
 
 
@@ -68,6 +83,8 @@ def refusals_raised():
         raise UserError(describe_user_error(exc)) from None
     except ValueError as exc:
         raise null_group_refusal(exc) from None
+    except OSError as exc:
+        raise unwritable_dir_refusal(exc) from None
     finally:
         refusals, _refusals = _refusals, outer
     if refusals:
@@ -90,6 +107,8 @@ def one_line_errors():
             yield
         except ValueError as exc:
             raise null_group_refusal(exc) from None
+        except OSError as exc:
+            raise unwritable_dir_refusal(exc) from None
     except USER_ERRORS as exc:
         if _refusals is not None:  # refusals_raised: the caller raises it
             _refusals.append(describe_user_error(exc))

@@ -233,7 +233,25 @@ def save_attention_maps(model: LanguageModel, tokenizer: Tokenizer, ids: list[in
     return save_figure(attention_figure(model, tokenizer, ids, title), path)
 
 
+def figure_path(out: str) -> Path:
+    """`out=` as the file a figure goes to, checked before anything is loaded or drawn: its suffix names a format
+    matplotlib writes (png, pdf, svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(out).expanduser()
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix[1:].lower() not in formats:
+        raise UserError(
+            f"out={out}: not a figure format matplotlib writes; end the name in one of .{', .'.join(formats)}"
+        )
+    return path
+
+
 def save_figure(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    """The figure written to path (its folder made first); a path that cannot be written is the user's to change."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110)
+    except OSError as exc:
+        raise UserError(f"cannot write {path.absolute()}: {exc.strerror}; give a path that can be written") from None
     return path

@@ -100,6 +100,11 @@ def claim_fresh_dir(name: str) -> str:
                 break
             except FileExistsError:
                 number += 1
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create {candidate.absolute()}: {exc.strerror}; give runs_dir (a sweep: hydra.sweep.dir) "
+                    "a folder that can be written"
+                ) from None
         _CLAIMED[name] = str(candidate)
     return _CLAIMED[name]
 

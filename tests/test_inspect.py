@@ -168,8 +168,11 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
         ("gpt.attention", "text='the quick brown fox jumps'", ("25 characters", "block_size=16")),
         ("gpt.attention", "text=Zebra", ("'Z'", "vocabulary")),
         ("gpt.attention", "out=maps.png", ("no text= given", "War and Peace's first line", "'W'", "give text=")),
+        ("gpt.attention", "out=maps.txt", ("out=maps.txt", "not a figure format", ".pdf, .pgf, .png")),
     ):
         assert_one_line_error(run_entry(module, f"ckpt={ckpt}", override, cwd=tmp_path), *fragments)
+    under_a_file = run_entry("gpt.attention", f"ckpt={ckpt}", "text=the", "out=run/summary.json/maps.png", cwd=tmp_path)
+    assert_one_line_error(under_a_file, "cannot write", str(run_dir / "summary.json" / "maps.png"), "can be written")
     other = tmp_path / "other.txt"
     other.write_text("THE QUICK BROWN FOX " * 20)
     assert_one_line_error(

@@ -236,6 +236,27 @@ def test_bad_values_are_one_line_before_training(override, fragments, tmp_path, 
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["hydra.run.dir=a_file/run"], "hydra.run.dir"),
+        (["runs_dir=a_file"], "runs_dir"),
+        (["-m", "hydra.sweep.dir=a_file/sweep"], "hydra.sweep.dir"),
+        (["-m", "hydra.sweep.dir=multirun"], "hydra.sweep.dir"),  # the default sweep dir goes under multirun/
+    ],
+)
+def test_a_run_or_sweep_dir_that_cannot_be_made_is_one_line(overrides, key, tmp_path, war_and_peace):
+    """A folder asked for under a file, which nobody can create (root included): whether Hydra makes it (a dir
+    given) or the fresh-dir claim (runs_dir, the default sweep dir), one line names it and what to change."""
+    for name in ("a_file", "multirun"):
+        (tmp_path / name).write_text("not a folder\n")
+    if overrides[-1].endswith("=multirun"):
+        overrides = overrides[:1]
+    result = run_entry("gpt.train", *overrides, *TINY, env={"GPT_DATA": str(war_and_peace)}, cwd=tmp_path)
+    assert_one_line_error(result, "cannot create", str(tmp_path), key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "multirun"]  # nothing else was written
+
+
 def test_the_console_scripts_work_from_any_directory(tmp_path, finished_run):
     scripts = Path(sys.executable).parent
     train = subprocess.run(
