@@ -11,6 +11,11 @@ PYTEST_ARGS   ?=
 HAS_GPU       := $(shell nvidia-smi -L 2>/dev/null | head -1)
 # A sweep or run dir for report / dashboard / sync; by default the newest sweep.
 DIR           ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
+# A checkpoint for sample; by default the newest run's last.ckpt.
+CKPT          ?= $(shell ls -t outputs/*/*/checkpoints/last.ckpt 2>/dev/null | head -1)
+PROMPT        ?=
+NEED_DIR       = $(if $(DIR),,$(error no sweep under multirun/ yet: run make sweep first, or give DIR=<a sweep or run dir>))
+NEED_CKPT      = $(if $(CKPT),,$(error no run under outputs/ yet: run make train first, or give CKPT=<a .ckpt file>))
 
 # The lent GPU machines run Python 3.12 with torch and triton but no network: wheels for what they lack.
 GPU_PYTHON    ?= 3.12
@@ -65,14 +70,17 @@ sweep-backends: install
 
 ## The comparison report of any sweep or run dir: make report DIR=multirun/...
 report: install
+	$(NEED_DIR)
 	$(PY) -m gpt.report $(DIR)
 
 ## Browse a sweep's W&B runs in the terminal (W&B LEET, no account needed): make dashboard [DIR=...]
 dashboard: install
+	$(NEED_DIR)
 	$(VENV)/bin/wandb leet $(DIR)/wandb
 
 ## Upload offline W&B runs (needs `wandb login`): make sync [DIR=...]
 sync: install
+	$(NEED_DIR)
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
 ## Benchmarks print their figures and keep their files under outputs/experiments/<topic>/<machine>/; ARGS=--write
@@ -114,9 +122,10 @@ wheelhouse: install
 	$(PY) -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3  # hydra's parser: a source release only
 	du -sh .whl
 
-## Sample from a checkpoint: make sample CKPT=path/to/last.ckpt PROMPT="Prince Andrew"
+## Sample from a checkpoint (by default the newest run's): make sample [CKPT=path/to/last.ckpt] [PROMPT="Prince Andrew"]
 sample: install
-	$(PY) -m gpt.sample ckpt=$(CKPT) prompt="$(PROMPT)" $(ARGS)
+	$(NEED_CKPT)
+	$(PY) -m gpt.sample ckpt=$(CKPT) $(if $(PROMPT),'prompt="$(PROMPT)"') $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

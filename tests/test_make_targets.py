@@ -1,0 +1,47 @@
+"""The Makefile's result targets on a fresh clone: where nothing has run yet they say what to run first in one line,
+and `make sample` passes the prompt Hydra needs quoted (or none). Dry runs (`make -n`): nothing is installed."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from conftest import REPO
+
+
+def dry_run(folder, *arguments: str) -> subprocess.CompletedProcess:
+    for name in ("Makefile", "pyproject.toml"):  # the install rule's prerequisites
+        shutil.copy(REPO / name, folder)
+    return subprocess.run(["make", "-n", *arguments], cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "target, says",
+    [
+        ("report", "no sweep under multirun/ yet: run make sweep first, or give DIR="),
+        ("dashboard", "no sweep under multirun/ yet"),
+        ("sync", "no sweep under multirun/ yet"),
+        ("sample", "no run under outputs/ yet: run make train first, or give CKPT="),
+    ],
+)
+def test_a_result_target_says_what_to_run_first_where_nothing_ran(tmp_path, target, says):
+    result = dry_run(tmp_path, target)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_newest_sweep_and_run_are_the_defaults_and_the_prompt_goes_quoted(tmp_path):
+    for older, newer in (("multirun/a", "multirun/b"), ("outputs/d/r1/last.ckpt", "outputs/d/r2/last.ckpt")):
+        for name in (older, newer):
+            path = tmp_path / name.replace("last.ckpt", "checkpoints/last.ckpt")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name.startswith("multirun"):
+                path.mkdir()
+            else:
+                path.write_bytes(b"")
+            if name == older:
+                os.utime(path, (0, 0))  # 1970: the older one
+    assert "gpt.report multirun/b/" in dry_run(tmp_path, "report").stdout
+    sampled = dry_run(tmp_path, "sample", "PROMPT=Well, Prince").stdout
+    assert "gpt.sample ckpt=outputs/d/r2/checkpoints/last.ckpt 'prompt=\"Well, Prince\"'" in sampled, sampled
+    assert "prompt" not in dry_run(tmp_path, "sample").stdout.splitlines()[-1]  # none given: the default start
