@@ -27,6 +27,7 @@ import triton.testing
 from torch.utils.benchmark import Timer
 
 import kernels
+from gpt.errors import one_line_errors
 from gpt.machine import add_output_arguments, describe_machine, output_dir
 
 ON_GPU = torch.cuda.is_available()
@@ -173,4 +174,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gpt.errors import one_line_errors
 from gpt.machine import REPO, add_output_arguments, describe_machine, output_dir
 from gpt.synthetic import write_synthetic
 
@@ -110,4 +111,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

@@ -23,6 +23,7 @@ from functools import partial
 import torch
 
 import kernels
+from gpt.errors import one_line_errors
 from kernels.flash_attention import FORWARD, _flash_forward, forward_launch
 from kernels.triton_runtime import triton
 
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--shapes", nargs="+", default=["64x6x256x64", "2x16x1024x64"], help="BxHxTxD")
     args = parser.parse_args()
+    kernels.check_backend("triton")  # where it cannot run, say so before measuring anything
     device = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (interpreted)"
     print(f"{device}; torch {torch.__version__}, triton {triton.__version__}")
     dispatch_overhead(max(args.calls, 1000))
@@ -121,4 +123,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

@@ -20,11 +20,11 @@ import time
 
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from gpt.api import compose
 from gpt.checkpoints import load_checkpoint
-from gpt.config import CONFIG_DIR, register_configs
+from gpt.errors import one_line_errors
 from gpt.machine import add_output_arguments, describe_machine, output_dir
 
 WAR_AND_PEACE_VOCAB = 111
@@ -33,9 +33,7 @@ WAR_AND_PEACE_VOCAB = 111
 def default_model(ckpt: str | None) -> torch.nn.Module:
     if ckpt:
         return load_checkpoint(ckpt).model
-    register_configs()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config")
+    cfg = compose()
     torch.manual_seed(cfg.seed)
     return instantiate(cfg.model, vocab_size=WAR_AND_PEACE_VOCAB)
 
@@ -85,4 +83,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.benchmark import Timer
 
-from gpt.config import CONFIG_DIR, register_configs
+from gpt.api import compose
 from gpt.data import RandomWindows
+from gpt.errors import one_line_errors
 from gpt.machine import REPO, add_output_arguments, describe_machine, output_dir
 from gpt.module import LanguageModelModule
 from gpt.optim import build_schedule, decay_groups
@@ -70,9 +70,7 @@ def plain_loop(out: Path, overrides: list[str]) -> None:
     """nanoGPT's loop in fp32, on the model and data the harness composes for these overrides. nanoGPT's AdamW
     (decay on the 2-D weights, fused only on CUDA) and its get_lr (linear warmup, cosine decay to a tenth of the
     peak) are what gpt/optim.py builds for the harness, so the loop takes them from there."""
-    register_configs()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", [*overrides, "kernel=sdpa"])  # nanoGPT attends through F.sdpa
+    cfg = compose(*overrides, "kernel=sdpa")  # nanoGPT attends through F.sdpa
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(cfg.seed)
     data = instantiate(cfg.data)
@@ -184,4 +182,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

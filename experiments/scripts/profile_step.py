@@ -15,12 +15,12 @@ import argparse
 import time
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.profiler import ProfilerActivity, profile
 
-from gpt.config import CONFIG_DIR, register_configs
+from gpt.api import compose
 from gpt.data import RandomWindows
+from gpt.errors import one_line_errors
 from gpt.optim import build_optimizer
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -31,9 +31,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m gpt.train")
     args = parser.parse_args()
-    register_configs()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", args.overrides)
+    cfg = compose(*args.overrides)
     torch.manual_seed(cfg.seed)
     data = instantiate(cfg.data)
     data.setup("fit")
@@ -86,4 +84,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # a bad argument, checkpoint or config: one line, exit 2
+        main()

@@ -1,0 +1,43 @@
+"""The measurement scripts under experiments/scripts/ answer bad input as the commands do: one line, exit 2."""
+
+import runpy
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, assert_one_line_error
+
+SCRIPTS = REPO / "experiments" / "scripts"
+
+
+def run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    """`python experiments/scripts/<name> <arguments>` run in this process (its `__main__` block included)."""
+    argv = sys.argv
+    sys.argv = [name, *arguments]
+    try:
+        runpy.run_path(str(SCRIPTS / name), run_name="__main__")
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess([name, *arguments], status)
+
+
+@pytest.mark.parametrize(
+    "script, arguments, fragments",
+    [
+        ("bench_sampling.py", ["--ckpt", "no/such.ckpt"], ["ckpt=no/such.ckpt: no such file"]),
+        ("profile_step.py", ["model=gtp"], ["model=gtp: no such option", "allowed: attention, bigram"]),
+        ("profile_step.py", ["+optim.weight_decy=0"], ["optim.weight_decy", "allowed keys here:"]),
+        ("bench_launch_overhead.py", [], ["kernel=triton needs a CUDA GPU", "TRITON_INTERPRET=1"]),
+    ],
+)
+def test_a_script_refuses_bad_input_in_one_line(script, arguments, fragments, capsys, monkeypatch, war_and_peace):
+    monkeypatch.setenv("GPT_DATA", str(war_and_peace))
+    monkeypatch.setattr("kernels.triton_runtime.INTERPRETING", False)  # as on a CPU without TRITON_INTERPRET=1
+    result = run_script(script, *arguments)
+    captured = capsys.readouterr()
+    result.stdout, result.stderr = captured.out, captured.err
+    assert result.returncode == 2
+    assert_one_line_error(result, *fragments)
