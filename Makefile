@@ -41,7 +41,7 @@ train: install
 	$(PY) -m gpt.train $(ARGS)
 
 ## Lint and format check (ruff), then the test suite on a worker per CPU, up to 4 (tests/conftest.py; about
-## 2 1/2 minutes on 2 cores of an AMD EPYC). Kernel tests run compiled where CUDA is present, else interpreted.
+## 3 minutes on 2 cores of an AMD EPYC). Kernel tests run compiled where CUDA is present, else interpreted.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
