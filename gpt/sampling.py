@@ -6,21 +6,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gpt.errors import UserError
+from gpt.errors import UnknownCharacterError, UserError
 from gpt.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from gpt.models import LanguageModel
 
 
-def encode_prompt(prompt: str | None, tokenizer: Tokenizer) -> list[int]:
+def encode_prompt(prompt: str | None, tokenizer: Tokenizer, key: str = "prompt") -> list[int]:
     """The prompt's token ids (None: the tokenizer's start, a newline mostly); refused when empty or not
-    encodable."""
+    encodable, naming the option it came from (`key`: training's is sample.prompt)."""
     if prompt is None:
         prompt = tokenizer.start
     if not prompt:
-        raise UserError("prompt is empty: give at least one character, or prompt=null for the default start")
-    return tokenizer.encode(prompt)
+        raise UserError(f"{key} is empty: give at least one character, or {key}=null for the default start")
+    try:
+        return tokenizer.encode(prompt)
+    except UnknownCharacterError as exc:
+        raise UnknownCharacterError(f"{key}: {exc}") from None
 
 
 def stream_text(

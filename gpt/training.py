@@ -179,7 +179,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
 
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # the vocabulary must be known to build the model
-    encode_prompt(cfg.sample.prompt, datamodule.tokenizer)  # a prompt it can't encode: refused now, not after training
+    encode_prompt(cfg.sample.prompt, datamodule.tokenizer, "sample.prompt")  # refused now, not after training
     module = LanguageModelModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),

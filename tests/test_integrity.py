@@ -221,7 +221,8 @@ def test_every_numeric_schema_option_has_a_range():
     "override, fragments",
     [
         ("trainer.strategy=foo", ["Trainer refused the config", "invalid strategy name"]),
-        ('sample.prompt="€uro"', ["not in the model's vocabulary", "'€'"]),
+        ('sample.prompt="€uro"', ["sample.prompt: 1 character(s) not in the model's vocabulary", "'€'"]),
+        ('sample.prompt=""', ["sample.prompt is empty", "sample.prompt=null for the default start"]),
     ],
 )
 def test_bad_values_are_one_line_before_training(override, fragments, tmp_path, war_and_peace):
