@@ -98,8 +98,8 @@ def one_line_errors():
     Used around the Hydra entry point (config composition) and inside the task function (so that Hydra
     does not add its own report). Covers our own UserErrors and Hydra/OmegaConf config errors (misspelt key,
     wrong type, unknown option), which Hydra would otherwise print over several lines without saying what is
-    allowed; and output whose reader has gone (a closed pipe), which is no error at all. Anything else is a bug
-    and keeps its full traceback.
+    allowed; output whose reader has gone (a closed pipe), which is no error at all; and Ctrl-C, which ends the
+    command with status 130. Anything else is a bug and keeps its full traceback.
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
@@ -117,6 +117,11 @@ def one_line_errors():
         sys.exit(2)
     except BrokenPipeError:  # the reader of the output left (`gpt-sample ... | head`): stop quietly, as SIGPIPE would
         sys.exit(128 + signal.SIGPIPE)
+    except KeyboardInterrupt:  # Ctrl-C outside training's own handling (loading, composing): no traceback
+        if _refusals is not None:  # from Python: an interrupted notebook cell, as any other
+            raise
+        print("\nstopped by Ctrl-C", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
 
 
 def describe_user_error(exc: BaseException) -> str:

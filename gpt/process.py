@@ -20,7 +20,9 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 _ended: list[int] = []  # the exit status of each marked main that has ended (one, in a command)
@@ -58,3 +60,21 @@ def _end_without_teardown() -> None:
         with contextlib.suppress(OSError, ValueError):  # a closed stream or a broken pipe: nothing more to say
             stream.flush()
     os._exit(_ended[-1])
+
+
+@contextlib.contextmanager
+def ctrl_c_after():
+    """Hold a Ctrl-C back until the block is done, then raise it: for imports, which an interrupt can leave half
+    done (an extension module's initialisation turns it into an ImportError, a traceback instead of a stop). Only
+    the main thread receives signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

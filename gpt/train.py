@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gpt.entry import hydra_command
+from gpt.process import ctrl_c_after
 from gpt.run_dirs import exclusive, removed_if_refused
 from gpt.sweep import run_sweep_job
 from gpt.validation import check_config
@@ -35,7 +36,8 @@ def train(cfg: DictConfig) -> dict:
     TRAINED.append(run_dir)
     with removed_if_refused(run_dir):
         check_config(cfg)
-        from gpt.training import train_in  # torch, Lightning, W&B: loaded once the config is known to be good
+        with ctrl_c_after():  # torch, Lightning, W&B (seconds): loaded once the config is known to be good
+            from gpt.training import train_in
 
         with exclusive(run_dir):
             return train_in(run_dir, cfg, phase=hydra_config.runtime.choices["model"])

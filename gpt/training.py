@@ -241,7 +241,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
                 continue_metrics(logger, checkpoint["global_step"])
     trainer.loggers = loggers
 
-    sample, figures = None, {}
+    sample, figures, closing_stopped = None, {}, False
     try:
         if torch.cuda.is_available():  # a sweep's jobs share the process: each measures its own peak
             torch.cuda.reset_peak_memory_stats()
@@ -251,18 +251,21 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         peak_memory = torch.cuda.max_memory_allocated() / 2**20 if trainer.strategy.root_device.type == "cuda" else None
         if trainer.is_global_zero:
             module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
-            sample = generate_text(
-                module.model,
-                module.tokenizer,
-                prompt=cfg.sample.prompt,
-                max_new_tokens=cfg.sample.max_new_tokens,
-                temperature=cfg.sample.temperature,
-                top_k=cfg.sample.top_k,
-                kv_cache=cfg.sample.kv_cache,
-                seed=cfg.seed,
-            )
-            figures, picture = look_inside(module, datamodule, cfg, run_dir, phase, trainer.global_step)
-            log_inside(loggers, figures, picture, trainer.global_step)
+            try:
+                sample = generate_text(
+                    module.model,
+                    module.tokenizer,
+                    prompt=cfg.sample.prompt,
+                    max_new_tokens=cfg.sample.max_new_tokens,
+                    temperature=cfg.sample.temperature,
+                    top_k=cfg.sample.top_k,
+                    kv_cache=cfg.sample.kv_cache,
+                    seed=cfg.seed,
+                )
+                figures, picture = look_inside(module, datamodule, cfg, run_dir, phase, trainer.global_step)
+                log_inside(loggers, figures, picture, trainer.global_step)
+            except KeyboardInterrupt:  # Ctrl-C after training: its summary is still written, below
+                closing_stopped = True
     except TrainingInterrupted as stop:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
         print(
@@ -303,10 +306,17 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         )
         print(
             f"\nval loss {summary['val_loss']} after {summary['steps']} steps{whole} "
-            f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s). Sample:\n"
+            f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s)."
+            + ("" if sample is None else f" Sample:\n\n{sample}")
         )
-        print(sample)
         print(f"\nrun dir: {run_dir}")
+    if closing_stopped:
+        print(
+            "stopped by Ctrl-C after training, in its closing sample or look inside: the checkpoint and summary.json "
+            "are kept, without what was still to come",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signal.SIGINT)
     return summary
 
 

@@ -9,12 +9,22 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY, assert_one_line_error, read_summary, run_entry, run_process, tiny_except
+from conftest import (
+    REPO,
+    TINY,
+    assert_one_line_error,
+    environment,
+    read_summary,
+    run_entry,
+    run_process,
+    tiny_except,
+)
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step; with
 # dropout, so that a resumed run matches only if the random state (the dropout masks to come) was restored too.
@@ -104,6 +114,45 @@ def test_resume_after_ctrl_c_or_a_crash_continues_the_same_losses(signum, tmp_pa
     for s in range(step, STEPS):
         assert got[s] == pytest.approx(expected[s], rel=1e-6, abs=1e-6), f"step {s} (resumed at {step})"
     assert losses(run, "val/loss") == pytest.approx(losses(uninterrupted, "val/loss"), rel=1e-6)
+
+
+def test_ctrl_c_after_training_keeps_the_summary_and_before_it_leaves_no_run(tmp_path, war_and_peace, monkeypatch):
+    """Ctrl-C once training is done (its closing sample and look inside, which take a while on a large model): the
+    summary is still written, the command ends as Ctrl-C does (130). Before training (while loading): one line, and
+    the fresh run dir it had claimed is gone. From Python, either is an interrupted cell (KeyboardInterrupt)."""
+    import gpt
+    import gpt.training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(gpt.training, "look_inside", interrupted)
+    closing = run_entry("gpt.train", *TINY, f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})
+    assert closing.returncode == 130 and "Traceback" not in closing.stderr, closing.stderr[-3000:]
+    assert "stopped by Ctrl-C after training" in closing.stderr and "summary.json" in closing.stderr
+    assert read_summary(run)["steps"] == 4 and (run / "checkpoints" / "last.ckpt").is_file()
+
+    monkeypatch.setattr(gpt.training, "train_in", interrupted)  # as if pressed while torch and Lightning load
+    loading = run_entry("gpt.train", *TINY, "runs_dir=runs", env={"GPT_DATA": str(war_and_peace)}, cwd=tmp_path)
+    assert loading.returncode == 130 and loading.stderr.strip() == "stopped by Ctrl-C", loading.stderr[-3000:]
+    assert not list((tmp_path / "runs").glob("*/*")), "the claimed run dir is left behind"
+    with environment({"GPT_DATA": str(war_and_peace)}, tmp_path), pytest.raises(KeyboardInterrupt):
+        gpt.run(*TINY, "runs_dir=runs")
+
+
+def test_a_ctrl_c_while_modules_load_waits_for_the_import_to_finish():
+    """An interrupt inside an extension module's initialisation can surface as an ImportError (a traceback); the
+    heavy imports hold Ctrl-C back until they are done, then raise it."""
+    from gpt.process import ctrl_c_after
+
+    assert threading.current_thread() is threading.main_thread()  # where Python delivers signals
+    finished, before = False, signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs at the next bytecode: it only records the Ctrl-C
+        finished = True
+    assert finished and signal.getsignal(signal.SIGINT) is before  # the handler before it is back
 
 
 def test_resume_auto_without_a_run_is_a_one_line_error(tmp_path):
