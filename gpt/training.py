@@ -302,7 +302,9 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     if trainer.is_global_zero:
         write_atomically(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         whole = (
-            f"; whole validation split {figures['val_loss_full']} = {figures['val_bpc']} bits/char" if figures else ""
+            f"; whole validation split {figures['val_loss_full']} = {figures['val_bpc']} bits/{module.tokenizer.unit}"
+            if figures
+            else ""
         )
         print(
             f"\nval loss {summary['val_loss']} after {summary['steps']} steps{whole} "
