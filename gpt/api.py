@@ -128,6 +128,8 @@ class Run(ReportedRun):
 
         >>> gpt.Run.at("outputs/2026-12-01/10-00-00-gpt").summary["val_bpc"]
         """
+        if not Path(run_dir).is_dir():
+            raise UserError(f"{run_dir}: no such run dir")
         return cls(**vars(load_run(Path(run_dir))))
 
     @property
@@ -174,13 +176,14 @@ def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> M
     on the GPU where there is one (device=auto|cpu|cuda), through its own attention backend or `kernel`.
 
     >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt/checkpoints/last.ckpt", kernel="sdpa")
+    >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt")   # a run dir: its checkpoints/last.ckpt
     """
     from gpt.checkpoints import load_checkpoint
     from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
 
     with refusals_raised():
         check_allowed(OmegaConf.create({"device": device}), CHECKPOINT_COMMAND_RANGES)
-        return Model(load_checkpoint(str(ckpt), kernel, device), Path(ckpt))
+        return Model(load_checkpoint(str(ckpt), kernel, device))
 
 
 def load_for_command(cfg: DictConfig) -> Model:
@@ -222,9 +225,9 @@ class Model:
     >>> model.model, model.tokenizer.vocab_size
     """
 
-    def __init__(self, trained: TrainedModel, checkpoint: Path):
+    def __init__(self, trained: TrainedModel):
         self.model, self.tokenizer, self.hparams = trained.model, trained.tokenizer, trained.hparams
-        self.checkpoint = checkpoint
+        self.checkpoint = trained.path
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())

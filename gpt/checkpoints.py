@@ -53,6 +53,7 @@ class TrainedModel:
     model: LanguageModel
     tokenizer: Tokenizer
     hparams: dict[str, Any]
+    path: Path  # the checkpoint file it was read from
 
 
 def build_model(model: dict[str, Any], tokenizer: str, vocab: str) -> tuple[LanguageModel, Tokenizer]:
@@ -72,8 +73,12 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     reading_backend). A missing file and an unknown backend are refused before torch is imported. Built as
     LanguageModelModule builds it, from the same hyper-parameters, without Lightning."""
     ckpt = Path(path).expanduser()
+    if ckpt.is_dir() and (ckpt / LAST_CHECKPOINT).is_file():  # a run dir, as resume= takes one
+        ckpt = ckpt / LAST_CHECKPOINT
     if not ckpt.is_file():
-        raise UserError(f"ckpt={path}: no such file (a run keeps its checkpoints in <run dir>/{LAST_CHECKPOINT})")
+        raise UserError(
+            f"ckpt={path}: no such file; give a .ckpt file, or a run dir (its checkpoints/last.ckpt is read)"
+        )
     if requested is not None:
         kernels.lookup(requested)
     import torch  # loaded once the options are known good
@@ -92,7 +97,7 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     model, tokenizer = build_model(model_config, recorded_tokenizer(hparams), hparams["vocab"])
     # the module's state is its model's, each name under "model."
     model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
-    return TrainedModel(model.to(device), tokenizer, hparams)
+    return TrainedModel(model.to(device), tokenizer, hparams, ckpt)
 
 
 def reading_backend(requested: str | None, saved: str, device: str) -> str:

@@ -195,7 +195,7 @@ class TrainConfig:
 class CheckpointCommandConfig:
     """What gpt.sample, gpt.evaluate and gpt.attention share: the checkpoint, and how to run it."""
 
-    ckpt: str = MISSING
+    ckpt: str = MISSING  # a .ckpt file, or a run dir (its checkpoints/last.ckpt, as resume= reads it)
     kernel: KernelConfig = field(default_factory=lambda: KernelConfig(backend=None))  # kernel=NAME as in training
     device: str = "auto"  # one of DEVICES
 

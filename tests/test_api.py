@@ -79,6 +79,12 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     assert model.tokenizer.vocab == trained["api"].load().tokenizer.vocab
     sampled = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5")
     assert model.sample("He said", max_new_tokens=40, seed=3, top_k=5) == sampled.stdout.rstrip("\n")
+    run_dir = trained["api"].dir  # as resume= takes it: its checkpoints/last.ckpt
+    assert gpt.load(run_dir, device="cpu").checkpoint == ckpt
+    from_run_dir = run_entry(
+        "gpt.sample", f"ckpt={run_dir}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5"
+    )
+    assert from_run_dir.stdout == sampled.stdout
     pieces = list(model.stream("He said", max_new_tokens=40, seed=3, top_k=5))
     assert pieces[0] == "He said" and len(pieces) == 41
     evaluated = run_entry("gpt.evaluate", f"ckpt={ckpt}", "stride=8", cwd=tmp_path)
@@ -95,7 +101,9 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: model.evaluate(split="test"), "no test split"),
         (lambda: model.attention("x" * 40), "block_size=16"),
         (lambda: gpt.load(ckpt, kernel="flash"), "kernel=flash: no such attention backend; allowed: eager"),
-        (lambda: gpt.load(tmp_path / "none.ckpt"), "no such file"),
+        (lambda: gpt.load(tmp_path / "none.ckpt"), "no such file; give a .ckpt file, or a run dir"),
+        (lambda: gpt.load(tmp_path), "no such file"),  # a folder without checkpoints/last.ckpt
+        (lambda: gpt.Run.at(tmp_path / "none"), "no such run dir"),
     ):
         with pytest.raises(gpt.UserError, match=line):
             call()
