@@ -184,7 +184,15 @@ def encoded_corpus(path: Path, tokenizer: str = "chars") -> tuple[np.ndarray, Ch
     except (OSError, ValueError, KeyError):
         trusted = False
     if not trusted:  # absent, or damaged: (re)built, never trusted
-        meta = _encode(path, bin_path)
-        _write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+        try:
+            meta = _encode(path, bin_path)
+            _write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+        except OSError as exc:
+            if exc.filename is None or not Path(exc.filename).absolute().is_relative_to(cache_dir().absolute()):
+                raise
+            raise UserError(
+                f"cannot write the token cache at {exc.filename} ({exc.strerror}): set GPT_CACHE_DIR to a folder "
+                "that can be written"
+            ) from None
     tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["count"],))
     return tokens, CharTokenizer(meta["vocab"])

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from gpt import token_cache
 from gpt.corpus import window_batch
 from gpt.data import RandomWindows
+from gpt.errors import UserError
 from gpt.inspection import evaluate_ids, split_ids
 from gpt.models import GPT
 from gpt.tokenizer import CharTokenizer
@@ -75,6 +76,21 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(damage, tmp_path, cache):
         bin_path.with_suffix(".json").write_text("{not json")
     got, _ = token_cache.encoded_corpus(path)
     assert np.array_equal(got, want)
+
+
+def test_a_cache_that_cannot_be_written_is_a_one_line_refusal(tmp_path, monkeypatch):
+    """GPT_CACHE_DIR under a file (or anywhere it cannot be made): the refusal names the place and the variable; an
+    error reading the text itself is not taken for the cache's."""
+    (tmp_path / "a_file").write_text("not a folder\n")
+    monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path / "a_file"))
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    with pytest.raises(UserError, match=r"cannot write the token cache at .*a_file.*: set GPT_CACHE_DIR"):
+        token_cache.encoded_corpus(path)
+    monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(token_cache, "_encode", lambda *a: (tmp_path / "gone.txt").read_bytes())
+    with pytest.raises(FileNotFoundError):
+        token_cache.encoded_corpus(path)
 
 
 def test_the_memmap_serves_the_batches_the_tensor_served(war_and_peace):
