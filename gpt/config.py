@@ -32,6 +32,8 @@ CHOICES = {
     "logger.wandb_mode": ("online", "offline", "disabled"),  # null: online where W&B credentials exist
     "data.tokenizer": TOKENIZERS,  # one token per character of the corpus, or per byte (gpt/tokenizer.py)
 }
+# what W&B itself takes in $WANDB_MODE (logger.wandb_mode, which the harness prefers to it, takes the first three)
+WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
 # ... of the checkpoint commands (gpt.sample, gpt.evaluate, gpt.attention)
 DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU where there is one
 SPLITS = ("train", "val", "test")  # the order they come in the corpus (gpt.corpus.splits)

@@ -159,12 +159,13 @@ def run_subdir(resume: str | None, run_dir: str) -> str | None:
 @contextlib.contextmanager
 def removed_if_refused(run_dir: Path):
     """A fresh run dir (claimed by this process) that a refusal or a Ctrl-C leaves holding nothing but Hydra's config
-    and log is removed, so that resume=auto and reports never take it for a run; anything a run wrote keeps it."""
+    and log (and the W&B files of a run refused as it started) is removed, so that resume=auto and reports never
+    take it for a run; anything a run wrote keeps it."""
     try:
         yield
     except (*USER_ERRORS, KeyboardInterrupt):
         fresh = any(Path(claimed).resolve() == run_dir.resolve() for claimed in _CLAIMED.values())
-        if fresh and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log"}:
+        if fresh and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log", "wandb"}:
             shutil.rmtree(run_dir)
             with contextlib.suppress(OSError):  # the day's folder, if this was its only run
                 run_dir.parent.rmdir()

@@ -85,22 +85,30 @@ def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) ->
         previous = sorted((save_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime) if cfg.resume else []
         import wandb  # only for runs that log to W&B
 
-        run = wandb.init(
-            project=cfg.logger.wandb_project,
-            entity=cfg.logger.wandb_entity,
-            mode=wandb_mode(cfg.logger.wandb_mode),
-            name=run_dir.name,
-            group=save_dir.name if sweeping else None,
-            job_type=phase,
-            tags=[phase, cfg.kernel.backend, precision],
-            dir=str(save_dir),
-            config={
-                **OmegaConf.to_container(cfg, resolve=True),
-                "overrides": list(hydra.overrides.task),
-                "precision_run": precision,
-            },
-            **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
-        )
+        mode = wandb_mode(cfg.logger.wandb_mode)
+        try:
+            run = wandb.init(
+                project=cfg.logger.wandb_project,
+                entity=cfg.logger.wandb_entity,
+                mode=mode,
+                name=run_dir.name,
+                group=save_dir.name if sweeping else None,
+                job_type=phase,
+                tags=[phase, cfg.kernel.backend, precision],
+                dir=str(save_dir),
+                config={
+                    **OmegaConf.to_container(cfg, resolve=True),
+                    "overrides": list(hydra.overrides.task),
+                    "precision_run": precision,
+                },
+                **({"id": previous[-1].name.rsplit("-", 1)[-1], "resume": "allow"} if previous else {}),
+            )
+        except wandb.errors.CommError as exc:  # online, and W&B's server out of reach (its retries timed out)
+            reason = str(exc).splitlines()[0]
+            raise UserError(
+                f"W&B could not reach its server in mode {mode} ({reason}): train with logger.wandb_mode=offline and "
+                "upload later (make sync), or check the network"
+            ) from None
         loggers.append(WandbLogger(experiment=run))  # the run started here, so W&B sees only its own arguments
     return loggers
 

@@ -12,7 +12,7 @@ import os
 from omegaconf import DictConfig, OmegaConf
 
 import kernels
-from gpt.config import CHOICES, COMPILE_MODES, DEVICES, SPLITS
+from gpt.config import CHOICES, COMPILE_MODES, DEVICES, SPLITS, WANDB_MODES
 from gpt.errors import UserError
 
 
@@ -142,7 +142,13 @@ def has_wandb_credentials() -> bool:
 def check_machine(cfg: DictConfig) -> None:
     """What this machine must have for the run: a GPU where the trainer asks for one, W&B credentials where the
     run is to log online. A sweep checks it once, before its first job (gpt.sweep)."""
-    online = cfg.logger.wandb and (cfg.logger.wandb_mode or os.environ.get("WANDB_MODE")) == "online"
+    from_environment = os.environ.get("WANDB_MODE")
+    if cfg.logger.wandb and from_environment not in (None, "", *WANDB_MODES):  # W&B reads it whatever it is given
+        raise UserError(
+            f"WANDB_MODE={from_environment} (in the environment): W&B takes {', '.join(WANDB_MODES)}; correct or "
+            "unset it (logger.wandb_mode chooses the mode too), or train without W&B: logger=csv"
+        )
+    online = cfg.logger.wandb and (cfg.logger.wandb_mode or from_environment) == "online"
     if online and not has_wandb_credentials():
         raise UserError(
             "logger.wandb_mode=online: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or "

@@ -237,6 +237,30 @@ def test_bad_values_are_one_line_before_training(override, fragments, tmp_path, 
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.csv").exists()
 
 
+def test_w_and_b_unusable_is_one_line_and_leaves_no_run(tmp_path, war_and_peace, monkeypatch):
+    """A WANDB_MODE that W&B refuses (it reads the variable whatever mode it is given), and W&B's server out of
+    reach when logging online (its retries time out after about 90 s: here its error, raised at once). Neither
+    leaves a run dir behind."""
+    env = {"GPT_DATA": str(war_and_peace), "WANDB_MODE": "bogus"}
+    refused = run_entry("gpt.train", *tiny_except("logger"), "logger=default", "runs_dir=runs", env=env, cwd=tmp_path)
+    assert_one_line_error(refused, "WANDB_MODE=bogus (in the environment)", "online, offline, disabled", "logger=csv")
+
+    import wandb
+
+    def out_of_reach(**settings):
+        (Path(settings["dir"]) / "wandb" / "run-1-x").mkdir(parents=True)  # its files, before it gives up
+        raise wandb.errors.CommError('Timed out while retrying: Post "https://api.wandb.ai/graphql": no such host')
+
+    monkeypatch.setattr(wandb, "init", out_of_reach)
+    monkeypatch.setattr("gpt.validation.has_wandb_credentials", lambda: True)  # as for a user logged in
+    env["WANDB_MODE"] = "online"
+    unreachable = run_entry(
+        "gpt.train", *tiny_except("logger"), "logger=default", "runs_dir=runs", env=env, cwd=tmp_path
+    )
+    assert_one_line_error(unreachable, "W&B could not reach its server", "no such host", "logger.wandb_mode=offline")
+    assert not list((tmp_path / "runs").glob("*/*")), "a refused run left its dir"
+
+
 @pytest.mark.parametrize(
     "overrides, key",
     [
