@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -163,6 +164,16 @@ def check_machine(cfg: DictConfig) -> None:
                 "trainer=fsdp and +experiment=long_context ask for one); run on a GPU machine, or "
                 "trainer.accelerator=auto"
             )
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """A multirun's launcher can run here: hydra/launcher=slurm needs SLURM's commands (submitit's own refusal, on
+    its first job, is a traceback)."""
+    if "SlurmLauncher" in str(launcher.get("_target_", "")) and not (shutil.which("sbatch") and shutil.which("srun")):
+        raise UserError(
+            "hydra/launcher=slurm: this machine has no SLURM (no sbatch or srun on PATH); start the sweep on a "
+            "SLURM cluster's login node, or leave hydra/launcher out to run its jobs here"
+        )
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -132,6 +132,17 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line_before_anything_starts(
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_slurm_sweep_where_there_is_no_slurm_is_one_line_before_any_job(tmp_path, monkeypatch):
+    """hydra/launcher=slurm on a machine without SLURM's commands (as the tests' machines are, or made to look so):
+    one line, exit 2, no sweep dir; submitit itself would stop at the first job with a traceback."""
+    monkeypatch.setattr("shutil.which", lambda command: None)
+    result = run_entry(
+        "gpt.train", "-m", "hydra/launcher=slurm", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    )
+    assert_one_line_error(result, "hydra/launcher=slurm", "no SLURM", "leave hydra/launcher out")
+    assert result.returncode == 2 and not (tmp_path / "sweep").exists()
+
+
 def test_the_allowed_spellings_are_the_ones_the_code_implements():
     from gpt.models.block import ACTIVATIONS
 
