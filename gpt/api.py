@@ -50,6 +50,9 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
 
     `command` is train, sample, evaluate or attention (their conf/*.yaml). A bad override raises UserError.
     """
+    commands = {"train": "config", "sample": "sample", "evaluate": "evaluate", "attention": "attention"}
+    if command not in commands:
+        raise UserError(f"command={command!r}: allowed are {', '.join(commands)}")
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -58,7 +61,7 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
 
     register_configs()
     with refusals_raised(), initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = hydra_compose("config" if command == "train" else command, list(overrides))
+        cfg = hydra_compose(commands[command], list(overrides))
         if command == "train":
             check_config(cfg)
         else:

@@ -104,6 +104,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: gpt.load(tmp_path / "none.ckpt"), "no such file; give a .ckpt file, or a run dir"),
         (lambda: gpt.load(tmp_path), "no such file"),  # a folder without checkpoints/last.ckpt
         (lambda: gpt.Run.at(tmp_path / "none"), "no such run dir"),
+        (lambda: gpt.compose(command="sampl"), "command='sampl': allowed are train, sample, evaluate, attention"),
     ):
         with pytest.raises(gpt.UserError, match=line):
             call()
