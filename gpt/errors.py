@@ -67,6 +67,17 @@ def unwritable_dir_refusal(exc: OSError) -> UserError:
     )
 
 
+@contextlib.contextmanager
+def hydra_plain_errors_refused():
+    """The user's mistakes Hydra raises as plain Python errors, as UserErrors; any other error passes unchanged."""
+    try:
+        yield
+    except ValueError as exc:
+        raise null_group_refusal(exc) from None
+    except OSError as exc:
+        raise unwritable_dir_refusal(exc) from None
+
+
 _refusals: list[str] | None = None  # while the Python API runs a command: its refusal, instead of an exit
 
 
@@ -78,13 +89,10 @@ def refusals_raised():
     global _refusals
     outer, _refusals = _refusals, []
     try:
-        yield
+        with hydra_plain_errors_refused():
+            yield
     except USER_ERRORS as exc:  # raised outside a command (composing a config, loading a checkpoint)
         raise UserError(describe_user_error(exc)) from None
-    except ValueError as exc:
-        raise null_group_refusal(exc) from None
-    except OSError as exc:
-        raise unwritable_dir_refusal(exc) from None
     finally:
         refusals, _refusals = _refusals, outer
     if refusals:
@@ -103,12 +111,8 @@ def one_line_errors():
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
-        try:
+        with hydra_plain_errors_refused():
             yield
-        except ValueError as exc:
-            raise null_group_refusal(exc) from None
-        except OSError as exc:
-            raise unwritable_dir_refusal(exc) from None
     except USER_ERRORS as exc:
         if _refusals is not None:  # refusals_raised: the caller raises it
             _refusals.append(describe_user_error(exc))
