@@ -133,4 +133,9 @@ def attention(
             f"q, k, v must share one (batch, heads, T, head_dim) shape; got {tuple(q.shape)}, "
             f"{tuple(k.shape)}, {tuple(v.shape)}"
         )
+    if not q.dtype == k.dtype == v.dtype or not q.device == k.device == v.device:
+        raise ValueError(
+            f"q, k, v must share one dtype and device; got {q.dtype} on {q.device}, {k.dtype} on {k.device}, "
+            f"{v.dtype} on {v.device}"
+        )
     return function(q, k, v, causal=causal, **({"dropout_p": dropout_p} if dropout_p > 0 else {}))

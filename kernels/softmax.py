@@ -80,6 +80,8 @@ def softmax_forward(x: torch.Tensor, causal: bool = False, out_dtype: torch.dtyp
     n_cols = x.size(-1)
     if causal and x.size(-2) != n_cols:
         raise ValueError(f"causal softmax needs square (..., T, T) scores, got {tuple(x.shape)}")
+    if x.numel() == 0:  # no rows (or empty ones) to launch a program for
+        return torch.empty(x.shape, dtype=out_dtype or x.dtype, device=x.device)
     x2d = x.reshape(-1, n_cols)
     if x2d.stride(-1) != 1:
         x2d = x2d.contiguous()
@@ -94,6 +96,8 @@ def softmax_forward(x: torch.Tensor, causal: bool = False, out_dtype: torch.dtyp
 def softmax_backward(y: torch.Tensor, dy: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Gradient of the loss w.r.t. the softmax input, given the output y and the output's gradient dy."""
     n_cols = y.size(-1)
+    if y.numel() == 0:
+        return torch.empty(y.shape, dtype=out_dtype or dy.dtype, device=y.device)
     y2d, dy2d = (t.reshape(-1, n_cols) for t in (y, dy))
     y2d, dy2d = (t if t.stride(-1) == 1 else t.contiguous() for t in (y2d, dy2d))
     dx2d = torch.empty(y2d.shape, dtype=out_dtype or dy.dtype, device=y.device)

@@ -334,6 +334,23 @@ def test_unsupported_dtypes_are_refused_in_one_line(backend):
         kernels.attention(q, q, q, backend=backend)
 
 
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+def test_q_k_v_of_different_dtypes_are_refused_by_every_backend(backend):
+    """sdpa refuses them; a Triton kernel would read all three as q's dtype, so the interface refuses for all."""
+    q = torch.randn(1, 1, 8, 16, device=DEVICE)
+    with pytest.raises(ValueError, match=r"one dtype and device; got torch\.float32 on .*torch\.float16 on"):
+        kernels.attention(q, q.half(), q, backend=backend)
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@pytest.mark.parametrize("shape", [(0, 2, 5, 16), (1, 2, 0, 16)])
+def test_empty_batches_and_sequences_give_empty_outputs_and_gradients(backend, shape):
+    q, k, v = (torch.randn(shape, device=DEVICE, requires_grad=True) for _ in range(3))
+    out = kernels.attention(q, k, v, backend=backend)
+    grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+    assert out.shape == shape and all(g.shape == shape for g in grads)
+
+
 def numpy_refuses_int_of_a_one_element_array() -> bool:
     """What Triton 3.6's interpreter trips on: its `int(handle.data)` of a loop bound held as a (1,)-shaped array."""
     try:
