@@ -67,15 +67,42 @@ def unwritable_dir_refusal(exc: OSError) -> UserError:
     )
 
 
+LESS_MEMORY = "ask for less (gpt.evaluate: a smaller batch_tokens)"  # what the checkpoint commands can ask less of
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch could not allocate memory: a GPU's torch.OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in str(exc)
+    )
+
+
+def out_of_memory_refusal(exc: RuntimeError, advice: str = LESS_MEMORY) -> UserError:
+    """torch running out of memory (a GPU's OutOfMemoryError, the CPU allocator's refusal) as the user's mistake it
+    is, sizes the machine cannot hold, with the advice of the place that asked; any other RuntimeError is
+    re-raised."""
+    if not is_out_of_memory(exc):
+        raise exc
+    asked = re.search(r"tried to allocate ([\d.]+) ?(\w+)", str(exc), re.IGNORECASE)
+    if asked and asked.group(2) == "bytes":  # the CPU allocator counts bytes
+        asked = f" {int(asked.group(1)) / 2**30:,.1f} GiB"
+    else:
+        asked = f" {asked.group(1)} {asked.group(2)}" if asked else ""
+    return UserError(f"out of memory: torch could not allocate{asked} more; {advice}")
+
+
 @contextlib.contextmanager
-def hydra_plain_errors_refused():
-    """The user's mistakes Hydra raises as plain Python errors, as UserErrors; any other error passes unchanged."""
+def plain_errors_refused():
+    """The user's mistakes raised as plain Python errors (Hydra's, and running out of memory), as UserErrors; any
+    other error passes unchanged."""
     try:
         yield
     except ValueError as exc:
         raise null_group_refusal(exc) from None
     except OSError as exc:
         raise unwritable_dir_refusal(exc) from None
+    except RuntimeError as exc:
+        raise out_of_memory_refusal(exc) from None
 
 
 _refusals: list[str] | None = None  # while the Python API runs a command: its refusal, instead of an exit
@@ -89,7 +116,7 @@ def refusals_raised():
     global _refusals
     outer, _refusals = _refusals, []
     try:
-        with hydra_plain_errors_refused():
+        with plain_errors_refused():
             yield
     except USER_ERRORS as exc:  # raised outside a command (composing a config, loading a checkpoint)
         raise UserError(describe_user_error(exc)) from None
@@ -111,7 +138,7 @@ def one_line_errors():
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's exceptions reach us instead of printing them itself
     try:
-        with hydra_plain_errors_refused():
+        with plain_errors_refused():
             yield
     except USER_ERRORS as exc:
         if _refusals is not None:  # refusals_raised: the caller raises it

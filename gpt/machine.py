@@ -4,6 +4,7 @@ writes it: one folder per topic and machine (experiments/README.md indexes them)
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 from pathlib import Path
@@ -24,6 +25,19 @@ def describe_machine() -> str:
         platform.processor() or "cpu",
     )
     return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def memory_bytes(device: torch.device) -> int:
+    """The most memory a run on `device` can have: a GPU's own, else this machine's RAM, within the limit of the
+    control group it runs in (a container's)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        value = limit.read_text().strip() if limit.exists() else ""
+        if value.isdigit():  # cgroup v2 writes "max" where there is no limit
+            memory = min(memory, int(value))
+    return memory
 
 
 def machine_slug() -> str:

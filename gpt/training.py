@@ -39,12 +39,12 @@ from gpt.callbacks import (
 from gpt.checkpoints import check_resumable, continue_metrics, read_checkpoint
 from gpt.config import PHASES
 from gpt.data import CharDataModule
-from gpt.errors import UserError
+from gpt.errors import UserError, is_out_of_memory, out_of_memory_refusal
 from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, generate_text
-from gpt.validation import has_wandb_credentials
+from gpt.validation import check_attention_fits, has_wandb_credentials
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -242,6 +242,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         callbacks.append(StepProgressBar(refresh_rate=10))
     # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
+    check_attention_fits(cfg, trainer.strategy.root_device)
     loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
     if checkpoint_path is not None:
         for logger in loggers:
@@ -282,6 +283,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         sys.exit(128 + signal.Signals[stop.signal_name].value)
     except Exception as exc:  # say what is kept before the error is reported
         kept = describe_last_checkpoint(last_checkpoint)
+        if is_out_of_memory(exc):
+            exc = out_of_memory_refusal(exc, memory_advice(cfg))
         if isinstance(exc, UserError):
             raise type(exc)(f"{exc}. {kept}") from None
         print(f"training stopped by an error. {kept}", file=sys.stderr)
@@ -328,6 +331,14 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         )
         sys.exit(128 + signal.SIGINT)
     return summary
+
+
+def memory_advice(cfg: DictConfig) -> str:
+    """What a run out of memory can ask for less of."""
+    keeps_scores = "backend" in cfg.model and kernels.lookup(cfg.kernel.backend).keeps_scores
+    return "use a smaller data.batch_size, data.block_size or model" + (
+        ", or kernel=sdpa or kernel=triton, which keep no T x T attention scores" if keeps_scores else ""
+    )
 
 
 def describe_last_checkpoint(path: Path) -> str:

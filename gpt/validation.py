@@ -166,6 +166,39 @@ def check_machine(cfg: DictConfig) -> None:
             )
 
 
+def kept_scores_bytes(cfg: DictConfig) -> int:
+    """A lower bound on the memory one training step's attention takes, where the backend keeps the scores (eager,
+    triton_naive; 0 for the others): each of the n_layer layers keeps its batch x heads x T x T probabilities for
+    the backward, and the layer being computed holds its scores as well while the softmax turns them into
+    probabilities. n_layer + 1 tensors of that size, at 2 bytes an element in 16-bit precision, 4 in 32-bit."""
+    model = cfg.model
+    if "backend" not in model or not kernels.lookup(cfg.kernel.backend).keeps_scores:
+        return 0
+    scores = cfg.data.batch_size * model.get("n_head", 1) * cfg.data.block_size**2
+    return (model.get("n_layer", 1) + 1) * scores * (4 if str(cfg.trainer.precision) == "32" else 2)
+
+
+def check_attention_fits(cfg: DictConfig, device) -> None:
+    """Refuse, before the first step, a run whose attention scores alone cannot fit the memory of the device it
+    trains on (a torch.device). kept_scores_bytes is a lower bound, so no run that could train is refused. Past it,
+    a GPU would stop at the first step; on a CPU the system's out-of-memory killer would end the run without a
+    word, after filling the machine's memory."""
+    needed = kept_scores_bytes(cfg)
+    if not needed:
+        return
+    from gpt.machine import memory_bytes  # torch is loaded by now: this runs as training starts
+
+    memory = memory_bytes(device)
+    if needed > memory:
+        raise UserError(
+            f"kernel={cfg.kernel.backend} keeps batch x heads x T x T attention scores, data.batch_size="
+            f"{cfg.data.batch_size} x model.n_head={cfg.model.get('n_head', 1)} x data.block_size="
+            f"{cfg.data.block_size} squared, for each layer and one more: {needed / 2**30:,.1f} GiB at least, and "
+            f"this {device.type} has {memory / 2**30:,.1f} GiB: use kernel=sdpa or kernel=triton (no T x T "
+            "scores), or a smaller data.block_size or data.batch_size"
+        )
+
+
 def check_launcher(launcher: DictConfig) -> None:
     """A multirun's launcher can run here: hydra/launcher=slurm needs SLURM's commands (submitit's own refusal, on
     its first job, is a traceback)."""

@@ -28,6 +28,7 @@ class Backend:
     summary: str
     triton: bool = False  # Triton kernels: need a CUDA GPU or TRITON_INTERPRET=1, and have no attention dropout
     whole_head_tiles: bool = False  # its tiles hold a whole head: head_dim up to triton_runtime.MAX_HEAD_DIM
+    keeps_scores: bool = False  # materialises the (batch, heads, T, T) scores, and keeps them for the backward
 
     @property
     def has_dropout(self) -> bool:
@@ -49,13 +50,19 @@ _LOADED: dict = {}  # "module:function" -> the function
 BACKENDS = {
     backend.name: backend
     for backend in (
-        Backend("eager", "kernels.eager:eager_attention", "softmax(QK^T/sqrt(d) + causal mask) V in plain PyTorch"),
+        Backend(
+            "eager",
+            "kernels.eager:eager_attention",
+            "softmax(QK^T/sqrt(d) + causal mask) V in plain PyTorch",
+            keeps_scores=True,
+        ),
         Backend("sdpa", "kernels.sdpa:sdpa_attention", "torch's F.scaled_dot_product_attention, the reference"),
         Backend(
             "triton_naive",
             "kernels.naive_attention:naive_attention",
             "the textbook algorithm as Triton kernels: matmul, fused masked softmax, matmul",
             triton=True,
+            keeps_scores=True,
         ),
         Backend(
             "triton",

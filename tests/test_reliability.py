@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,15 @@ from conftest import (
     run_process,
     tiny_except,
 )
+from omegaconf import OmegaConf
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import gpt.api
+from gpt.checkpoints import build_model
+from gpt.errors import UserError
+from gpt.machine import memory_bytes
+from gpt.module import LanguageModelModule
+from gpt.validation import kept_scores_bytes
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step; with
 # dropout, so that a resumed run matches only if the random state (the dropout masks to come) was restored too.
@@ -227,6 +238,34 @@ def test_a_corrupt_checkpoint_is_a_one_line_error_for_resume_and_sample(tmp_path
     assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}"), str(ckpt), "not a readable checkpoint")
 
 
+CPU_ALLOCATOR = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+    "28800000000 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_running_out_of_memory_in_a_checkpoint_command_is_one_line_and_other_errors_keep_their_traceback(
+    tiny_run, monkeypatch
+):
+    """The CPU allocator's refusal, in gpt.evaluate: one line with the size in GiB and what to ask less of, from
+    the command and from Python (a UserError); any other RuntimeError is a bug and stays one."""
+
+    def raising(message: str):
+        def evaluate_ids(*args, **kwargs):
+            raise RuntimeError(message)
+
+        return evaluate_ids
+
+    monkeypatch.setattr("gpt.inspection.evaluate_ids", raising(CPU_ALLOCATOR))
+    result = run_entry("gpt.evaluate", f"ckpt={tiny_run}")
+    assert_one_line_error(result, "out of memory: torch could not allocate 26.8 GiB more", "smaller batch_tokens")
+    with pytest.raises(UserError, match=r"out of memory: torch could not allocate 26\.8 GiB more"):
+        gpt.api.load(tiny_run).evaluate()
+    monkeypatch.setattr("gpt.inspection.evaluate_ids", raising("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_entry("gpt.evaluate", f"ckpt={tiny_run}")
+
+
 @pytest.mark.parametrize(
     "content, fragment",
     [
@@ -253,6 +292,79 @@ def test_data_the_model_or_text_cannot_hold_is_a_one_line_error(tmp_path, short_
         "gpt.train", "data=text", f"data.path={short_text}", *TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert_one_line_error(result, *fragments)
+
+
+class LiveScores(TorchDispatchMode):
+    """Watches every op's outputs and keeps the peak of the bytes held at once by (batch, heads, T, T) tensors:
+    scores, probabilities, and the copies made of them (flattened views count once, by their storage)."""
+
+    def __init__(self, scores_shape: tuple[int, ...]):
+        super().__init__()
+        self.T, self.numel = scores_shape[-1], math.prod(scores_shape)
+        self.tensors, self.peak = [], 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in torch.utils._pytree.tree_leaves(out):
+            scores = isinstance(tensor, torch.Tensor) and tensor.shape[-2:] == (self.T, self.T)
+            if scores and tensor.numel() == self.numel:
+                self.tensors.append(weakref.ref(tensor))
+        alive = [tensor for tensor in (ref() for ref in self.tensors) if tensor is not None]
+        storages = {tensor.untyped_storage().data_ptr(): tensor.untyped_storage().nbytes() for tensor in alive}
+        self.peak = max(self.peak, sum(storages.values()))
+        return out
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_the_attention_memory_bound_is_at_most_what_a_training_forward_holds(precision):
+    """kept_scores_bytes, which refuses runs, is a lower bound: eager attention's forward at a training shape holds
+    at least that many bytes of T x T scores at once (those kept for the backward, and the layer computing)."""
+    overrides = ["model=gpt", "model.n_layer=3", "model.n_head=2", "data.batch_size=3", "data.block_size=24"]
+    cfg = gpt.api.compose(*overrides, "kernel=eager", f"trainer.precision={precision}")
+    model, _ = build_model(OmegaConf.to_container(cfg.model, resolve=True), "chars", "abcdefghij")
+    ids = torch.randint(10, (3, 24))
+    watch = LiveScores((3, 2, 24, 24))
+    with torch.autocast("cpu", torch.bfloat16, enabled=precision != "32"), watch:
+        model(ids, ids)
+    assert 0 < kept_scores_bytes(cfg) <= watch.peak
+    assert kept_scores_bytes(gpt.api.compose(*overrides, "kernel=sdpa", "model.dropout=0")) == 0
+
+
+def test_a_cpus_memory_is_the_machines_within_its_control_groups_limit():
+    total = int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024
+    assert 0 < memory_bytes(torch.device("cpu")) <= total
+
+
+def test_attention_scores_past_the_devices_memory_are_refused_before_training(tmp_path, war_and_peace, monkeypatch):
+    """Scores that cannot fit (here a device of 256 MiB) are one line naming the sizes and what keeps no scores
+    (3 layers' worth of 32 x 4 x 1024^2 bf16 scores), before the run writes anything."""
+    monkeypatch.setattr("gpt.machine.memory_bytes", lambda device: 2**28)
+    tiny = tiny_except("data.block_size", "data.batch_size", "trainer.max_steps")
+    run = tmp_path / "run"
+    big = ["data.block_size=1024", "data.batch_size=32", "model.n_layer=2", "trainer.max_steps=1"]
+    result = run_entry("gpt.train", *tiny, *big, f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})
+    needed = f"{3 * 32 * 4 * 1024**2 * 2 / 2**30:.1f} GiB at least"
+    sizes = "data.batch_size=32 x model.n_head=4 x data.block_size=1024"
+    assert_one_line_error(result, sizes, needed, "this cpu has 0.2 GiB", "kernel=sdpa or kernel=triton")
+    assert {path.name for path in run.iterdir()} == {".hydra", "train.log"}
+
+
+def test_running_out_of_memory_in_training_is_one_line_keeping_the_last_checkpoint(tmp_path, short_text, monkeypatch):
+    """torch.OutOfMemoryError (a GPU's) at step 3, after the step-2 checkpoint: one line naming the sizes to cut,
+    and the checkpoint kept."""
+    step = LanguageModelModule.training_step
+
+    def out_of_memory_at_step_3(self, batch, batch_idx):
+        if self.global_step == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 has a total capacity")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(LanguageModelModule, "training_step", out_of_memory_at_step_3)
+    run = tmp_path / "run"
+    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *TINY, f"hydra.run.dir={run}")
+    kept = f"The last good checkpoint is kept: {run / 'checkpoints' / 'last.ckpt'} (step 2)"
+    advice = ["smaller data.batch_size, data.block_size or model", "kernel=sdpa or kernel=triton"]
+    assert_one_line_error(result, "out of memory: torch could not allocate 2.50 GiB more", *advice, kept)
 
 
 def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_global_batch(tmp_path, war_and_peace):
