@@ -13,17 +13,19 @@ from omegaconf import DictConfig
 
 from gpt.api import load_for_command
 from gpt.entry import hydra_command
+from gpt.sampling import for_terminal
 
 
 @hydra_command("sample")
 def main(cfg: DictConfig) -> None:
     model = load_for_command(cfg)
     texts = model.stream(cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.kv_cache)
+    terminal = sys.stdout.isatty()
     try:  # each character as it comes: Ctrl-C keeps what was written so far on the screen
-        print(next(texts), end="", flush=True)  # the prompt
+        print(for_terminal(next(texts), terminal), end="", flush=True)  # the prompt
         start, sampled = time.perf_counter(), 0
         for text in texts:
-            print(text, end="", flush=True)
+            print(for_terminal(text, terminal), end="", flush=True)
             sampled += 1
     except KeyboardInterrupt:
         print("\n[stopped by Ctrl-C; the text above is what was sampled]", file=sys.stderr)

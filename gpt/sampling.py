@@ -13,6 +13,18 @@ if TYPE_CHECKING:
     from gpt.models import LanguageModel
 
 
+# The control characters but a text's own whitespace (newline, tab, carriage return): C0, DEL and C1. A terminal
+# acts on them (ESC starts the sequences that move the cursor, clear the screen, recolour what follows), and a
+# byte-level model samples them freely before it has learnt text.
+CONTROL_CHARACTERS = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160)) if chr(code) not in "\n\t\r"}
+
+
+def for_terminal(text: str, terminal: bool) -> str:
+    """text as printed: where it goes to a terminal, its control characters written out (ESC as \\x1b); elsewhere
+    (a pipe, a file) as it is."""
+    return text.translate(CONTROL_CHARACTERS) if terminal else text
+
+
 def encode_prompt(prompt: str | None, tokenizer: Tokenizer, key: str = "prompt") -> list[int]:
     """The prompt's token ids (None: the tokenizer's start, a newline mostly); refused when empty or not
     encodable, naming the option it came from (`key`: training's is sample.prompt)."""

@@ -43,7 +43,7 @@ from gpt.errors import UserError, is_out_of_memory, out_of_memory_refusal
 from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
-from gpt.sampling import encode_prompt, generate_text
+from gpt.sampling import encode_prompt, for_terminal, generate_text
 from gpt.validation import check_attention_fits, has_wandb_credentials
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
@@ -320,7 +320,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         print(
             f"\nval loss {summary['val_loss']} after {summary['steps']} steps{whole} "
             f"({summary['tokens_per_sec']:.0f} tokens/s, {summary['wall_seconds']:.0f} s)."
-            + ("" if sample is None else f" Sample:\n\n{sample}")
+            + ("" if sample is None else f" Sample:\n\n{for_terminal(sample, sys.stdout.isatty())}")
         )
         print(f"\nrun dir: {run_dir}")
     if closing_stopped:

@@ -144,11 +144,21 @@ def no_credentials(tmp_path: Path, **extra) -> dict:
             "MPLCONFIGDIR": matplotlib.get_cachedir(), **extra}  # fmt: skip
 
 
-def run_entry(module: str, *overrides: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+class Terminal(io.StringIO):
+    """Captured output that says it is a terminal, as a user's screen would."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_entry(
+    module: str, *overrides: str, env: dict | None = None, cwd: Path = REPO, terminal: bool = False
+) -> subprocess.CompletedProcess:
     """`python -m <module> <overrides>` run in this process: the entry point's own `main()`, with its argv,
-    environment and working dir, its output captured and its exit status returned as a process's would be.
-    Much faster than a new interpreter; `run_process` is for tests where the process itself is the subject."""
-    argv, stdout, stderr, status = sys.argv, io.StringIO(), io.StringIO(), 0
+    environment and working dir, its output captured (as from a terminal, with `terminal`) and its exit status
+    returned as a process's would be. Much faster than a new interpreter; `run_process` is for tests where the
+    process itself is the subject."""
+    argv, stdout, stderr, status = sys.argv, Terminal() if terminal else io.StringIO(), io.StringIO(), 0
     sys.argv = [module, *overrides]
     try:
         with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

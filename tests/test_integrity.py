@@ -354,6 +354,22 @@ def test_sampling_into_a_reader_that_leaves_stops_quietly(finished_run):
     assert process.stderr.read() == b""
 
 
+def test_control_characters_reach_a_terminal_written_out_and_a_pipe_as_they_are(tmp_path, short_text):
+    """A byte-level model may sample ESC, which starts a terminal's escape sequences (here: clear the screen).
+    On a terminal (gpt.sample's, training's closing sample) it is written out as \\x1b; through a pipe the text
+    is the text. Newlines stay newlines."""
+    run = tmp_path / "bytes"
+    tiny = tiny_except("sample.max_new_tokens")
+    trained = run_entry("gpt.train", "data=text", f"data.path={short_text}", "data.tokenizer=bytes", *tiny,
+                        "sample.prompt='\x1b[2Jthe'", "sample.max_new_tokens=0", f"hydra.run.dir={run}",
+                        terminal=True)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "Sample:\n\n\\x1b[2Jthe\n" in trained.stdout  # training's closing sample
+    command = ["gpt.sample", f"ckpt={run}", "prompt='\x1b[2Jthe\n'", "max_new_tokens=0"]
+    assert run_entry(*command, terminal=True).stdout == "\\x1b[2Jthe\n"
+    assert run_entry(*command).stdout == "\x1b[2Jthe\n"
+
+
 ENDING = """
 import atexit, sys, threading, time
 from gpt.process import ends_without_teardown
