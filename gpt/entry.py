@@ -11,6 +11,7 @@ The decorated function becomes the console script's `main()`, taking its overrid
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,16 @@ from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import one_line_errors
 from gpt.process import ends_without_teardown
 from gpt.run_dirs import claims_of_one_command
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def multirun_flag_first(argv: list[str]) -> list[str]:
+    """argv with -m (--multirun) before the overrides, wherever it was typed: Hydra's parser takes it before or after
+    them all, and refuses `model=bigram,gpt -m seed=1,2` as unrecognized arguments. (-m takes no value, and no
+    override or other flag's value is spelt -m.)"""
+    flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
+    return [argv[0], *flags, *(arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS)]
 
 
 def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -37,6 +48,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
 
         @ends_without_teardown
         def main() -> None:
+            sys.argv = multirun_flag_first(sys.argv)
             with one_line_errors(), claims_of_one_command():
                 hydra_main()
 

@@ -116,8 +116,12 @@ def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path, w
     assert "| 1-gpt-eager |" in report and "| ok |" in report, report
 
 
-def test_a_sweep_with_an_override_that_cannot_compose_stops_before_training(tmp_path):
-    result = run_entry("gpt.train", "-m", "model=bigram,gpt", "model.n_layer=2", f"hydra.sweep.dir={tmp_path}/s")
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_sweep_with_an_override_that_cannot_compose_stops_before_training(tmp_path, where):
+    """-m before, between or after the overrides: a sweep each time (Hydra's parser alone takes only the first and
+    last)."""
+    overrides = ["model=bigram,gpt", "model.n_layer=2"]
+    result = run_entry("gpt.train", *overrides[:where], "-m", *overrides[where:], f"hydra.sweep.dir={tmp_path}/s")
     assert_one_line_error(result, "model.n_layer", "BigramConfig", "allowed keys here: block_size")
     assert not list(tmp_path.rglob("*.ckpt"))
 
