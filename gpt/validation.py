@@ -25,6 +25,7 @@ class Range:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    hint: str = ""  # what to use instead of a value outside, where the range alone would not say
 
     def __contains__(self, value: float) -> bool:
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
@@ -39,7 +40,7 @@ class Range:
         return f"{opening}{low}, {high}{closing}"
 
     def describe(self) -> str:
-        return f"must be in {self}"
+        return f"must be in {self}" + (f"; {self.hint}" if self.hint else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=Tru
 SEED = Range(0, 2**32 - 1)  # numpy's seeds
 SAMPLE_RANGES = {
     "max_new_tokens": Range(0, 100_000),
-    "temperature": Range(0, 100, low_open=True),
+    "temperature": Range(0, 100, low_open=True, hint="top_k=1 samples greedily, as temperature 0 would"),
     "top_k": POSITIVE,
     "seed": SEED,
 }

@@ -198,7 +198,8 @@ def test_every_numeric_option_is_refused_outside_its_range(key, value):
         cfg = compose("config", [f"{key}={value}"])
     with pytest.raises(UserError) as refused:
         check_config(cfg)
-    assert str(refused.value) == f"{key}={OmegaConf.select(cfg, key)}: must be in {RANGES[key]}"
+    assert str(refused.value) == f"{key}={OmegaConf.select(cfg, key)}: {RANGES[key].describe()}"
+    assert str(refused.value).startswith(f"{key}={OmegaConf.select(cfg, key)}: must be in {RANGES[key]}")
 
 
 def test_every_numeric_schema_option_has_a_range():
