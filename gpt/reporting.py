@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -47,6 +49,7 @@ class Run:
     kernel: str = "?"
     summary: dict | None = None
     error: str | None = None  # the first line of error.txt
+    damaged: list[str] = field(default_factory=list)  # its files that could not be read (read_result)
     curve: pd.DataFrame = field(default_factory=pd.DataFrame)  # step, wall_seconds, val_loss
     label: str = ""
 
@@ -58,15 +61,36 @@ class Run:
 
 def load_run(run_dir: Path) -> Run:
     run = Run(run_dir, run_overrides(run_dir) or [], run_phase(run_dir) or "?", run_kernel(run_dir) or "?")
-    if (run_dir / SUMMARY).exists():
-        run.summary = json.loads((run_dir / SUMMARY).read_text())
+    run.summary = read_result(run, SUMMARY, read_summary)
+    if run.summary:
         run.phase = run.phase if run.phase != "?" else run.summary.get("phase", "?")
         run.kernel = run.kernel if run.kernel != "?" else run.summary.get("kernel", "?")
-    if (run_dir / ERROR).exists():
-        run.error = (run_dir / ERROR).read_text().splitlines()[0]
-    if (run_dir / METRICS).exists():
-        run.curve = validation_curve(pd.read_csv(run_dir / METRICS))
+    run.error = read_result(run, ERROR, lambda path: next(iter(path.read_text().splitlines()), "(no message)"))
+    curve = read_result(run, METRICS, lambda path: validation_curve(pd.read_csv(path)))
+    if curve is not None:
+        run.curve = curve
     return run
+
+
+def read_result(run: Run, name: str, read: Callable[[Path], Any]) -> Any:
+    """What the run's file `name` holds, read; None where it is absent. A file that cannot be read (cut short by a
+    crash or a full disk, edited by hand) is noted in run.damaged, so that the report lists the run as damaged and
+    reports every other run as ever."""
+    path = run.dir / name
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError):  # also JSON's, pandas' and UTF-8's decoding errors
+        run.damaged.append(name)
+        return None
+
+
+def read_summary(path: Path) -> dict:
+    summary = json.loads(path.read_text())
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return summary
 
 
 def validation_curve(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +184,8 @@ def table(runs: list[Run]) -> str:
         s = run.summary or {}
         number = lambda key, fmt, s=s: format(s[key], fmt) if s.get(key) is not None else "–"
         status = f"failed: {run.error}" if run.error else ("ok" if s else "did not finish")
+        if run.damaged:
+            status = f"damaged: {', '.join(run.damaged)} unreadable; {status}"
         rows.append(
             f"| {run.dir.name} | {PHASE_TITLES.get(run.phase, run.phase)} | {run.kernel} | "
             f"{run.label if run.label != run.dir.name else '–'} | {number('params', ',')} | {number('steps', 'd')} | "

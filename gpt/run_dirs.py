@@ -21,7 +21,8 @@ import os
 import shutil
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gpt.errors import USER_ERRORS, UserError
 
@@ -33,22 +34,31 @@ CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = f"{CHECKPOINTS}/last.ckpt"
 
 
+def hydra_record(run_dir: Path, name: str) -> DictConfig | ListConfig | None:
+    """A file Hydra wrote in run_dir/.hydra/, or None where it is absent or unreadable (cut short, edited by hand):
+    such a run's phase, kernel or overrides are unknown, which stops no command that looks through the runs."""
+    try:
+        return OmegaConf.load(run_dir / HYDRA_DIR / name)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def run_phase(run_dir: Path) -> str | None:
-    """The `model=` phase the run was started with (None where Hydra wrote no config there)."""
-    hydra_yaml = run_dir / HYDRA_DIR / "hydra.yaml"
-    return OmegaConf.load(hydra_yaml).hydra.runtime.choices.get("model") if hydra_yaml.exists() else None
+    """The `model=` phase the run was started with (None where Hydra wrote no readable config there)."""
+    hydra_yaml = hydra_record(run_dir, "hydra.yaml")
+    return OmegaConf.select(hydra_yaml, "hydra.runtime.choices.model") if isinstance(hydra_yaml, DictConfig) else None
 
 
 def run_kernel(run_dir: Path) -> str | None:
     """The attention backend the run trained through."""
-    config = run_dir / HYDRA_DIR / "config.yaml"
-    return OmegaConf.load(config).kernel.backend if config.exists() else None
+    config = hydra_record(run_dir, "config.yaml")
+    return OmegaConf.select(config, "kernel.backend") if isinstance(config, DictConfig) else None
 
 
 def run_overrides(run_dir: Path) -> list[str] | None:
-    """The command line's overrides of the run (None: not a run dir)."""
-    overrides = run_dir / HYDRA_DIR / "overrides.yaml"
-    return list(OmegaConf.load(overrides)) if overrides.exists() else None
+    """The command line's overrides of the run (None: not a run dir, or unreadable)."""
+    overrides = hydra_record(run_dir, "overrides.yaml")
+    return [str(override) for override in overrides] if isinstance(overrides, ListConfig) else None
 
 
 def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from omegaconf import OmegaConf
 
 from gpt.config import register_configs
 from gpt.reporting import Run, ablation_table
+from gpt.run_dirs import find_checkpoint
 from gpt.validation import check_config
 from gpt.workspace import build_workspace
 
@@ -171,6 +173,34 @@ def test_the_report_works_on_a_single_run_and_refuses_an_empty_folder(tmp_path, 
     assert_one_line_error(run_entry("gpt.report", str(tmp_path / "home")), "no such folder")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_entry("gpt.report", str(tmp_path / "empty")), "no runs here")
+
+
+def test_runs_whose_files_cannot_be_read_are_reported_as_damaged_and_the_others_as_ever(tmp_path, short_text):
+    """Files cut short by a crash or edited by hand: the report still covers every run, marking the damaged ones,
+    and resume=auto still finds the runs it can read (a run whose phase cannot be read is not one to resume)."""
+    runs = tmp_path / "outputs" / "2026-12-01"
+    good = runs / "10-00-00"
+    result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *TINY, f"hydra.run.dir={good}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("cut", "listed", "unread_config"):
+        shutil.copytree(good, runs / name)
+    (runs / "cut" / "summary.json").write_text('{"val_loss": 1.')
+    (runs / "cut" / "metrics.csv").write_text("")
+    (runs / "listed" / "summary.json").write_text("[1, 2]")
+    (runs / "listed" / "error.txt").write_text("")
+    for name in ("hydra.yaml", "config.yaml", "overrides.yaml"):
+        (runs / "unread_config" / ".hydra" / name).write_text("- [")
+    (runs / "unread_config" / "checkpoints" / "last.ckpt").touch()  # the newest: resume=auto must pass it by
+    report = run_entry("gpt.report", str(runs))
+    assert report.returncode == 0, report.stderr
+    rows = {row.split(" | ")[0].strip("| "): row for row in (runs / "report.md").read_text().splitlines()}
+    val_loss = f"{read_summary(good)['val_loss']:.3f}"
+    assert val_loss in rows["10-00-00"] and rows["10-00-00"].endswith("| ok |")
+    assert rows["cut"].endswith("| damaged: summary.json, metrics.csv unreadable; did not finish |")
+    assert rows["listed"].endswith("| damaged: summary.json unreadable; failed: (no message) |")
+    assert val_loss in rows["unread_config"] and "| ? | ? |" not in rows["unread_config"]  # from its summary
+    resumed = find_checkpoint("auto", "gpt", str(tmp_path / "outputs"))
+    assert resumed.parent.parent.name in ("10-00-00", "cut", "listed")
 
 
 def test_the_wandb_workspace_has_the_comparison_panels():
