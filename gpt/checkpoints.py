@@ -95,9 +95,30 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     if backend is not None and backend != saved:
         model_config = {**model_config, "backend": backend}
     model, tokenizer = build_model(model_config, recorded_tokenizer(hparams), hparams["vocab"])
+    check_weights_fit(model, checkpoint["state_dict"], ckpt)
     # the module's state is its model's, each name under "model."
     model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
     return TrainedModel(model.to(device), tokenizer, hparams, ckpt)
+
+
+def check_weights_fit(model: LanguageModel, state_dict: dict[str, Any], path: Path) -> None:
+    """Refuse, in one line, a checkpoint whose weights (a module's state: each name under "model.") are not, by name
+    and shape, those of the model its own hyper-parameters describe: written by another version of this harness, or
+    altered since."""
+    own = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    saved = {name.removeprefix("model."): tuple(value.shape) for name, value in state_dict.items()}
+    if own == saved:
+        return
+    differences = [
+        *(f"{name}: {shape} there, {own[name]} here" for name, shape in saved.items() if own.get(name, shape) != shape),
+        *(f"{name} missing" for name in own.keys() - saved.keys()),
+        *(f"{name} unexpected" for name in saved.keys() - own.keys()),
+    ]
+    raise UserError(
+        f"{path}: its weights do not fit the model its hyper-parameters describe ({'; '.join(sorted(differences)[:3])}"
+        f"{f'; {len(differences) - 3} more' if len(differences) > 3 else ''}): written by another version of this "
+        "harness, or altered; use another checkpoint"
+    )
 
 
 def reading_backend(requested: str | None, saved: str, device: str) -> str:
@@ -118,17 +139,18 @@ def reading_backend(requested: str | None, saved: str, device: str) -> str:
     return saved
 
 
-def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer) -> None:
-    """The checkpoint was trained with this model, on this tokenizer and vocabulary, towards this many steps."""
+def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer, model: LanguageModel) -> None:
+    """The checkpoint was trained with this model (`model`, built from cfg), on this tokenizer and vocabulary, towards
+    this many steps, and holds that model's weights."""
     saved = checkpoint["hyper_parameters"]
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    config = OmegaConf.to_container(cfg.model, resolve=True)
     differences = [
         f"model.{key}={saved['model'].get(key)} there, {value} here"
-        for key, value in model.items()
+        for key, value in config.items()
         if key != "backend" and saved["model"].get(key) != value
     ]  # the kernel may change: same weights
-    if saved["model"].get("_target_") != model["_target_"]:
-        differences = [f"it holds a {saved['model'].get('_target_')}, this run builds a {model['_target_']}"]
+    if saved["model"].get("_target_") != config["_target_"]:
+        differences = [f"it holds a {saved['model'].get('_target_')}, this run builds a {config['_target_']}"]
     if (recorded := recorded_tokenizer(saved)) != tokenizer.name:
         differences.append(f"data.tokenizer={recorded} there, {tokenizer.name} here")
     elif saved["vocab"] != tokenizer.vocab:
@@ -142,6 +164,7 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tok
             f"resume: {path} does not fit this run: {'; '.join(differences)}; "
             "resume with the overrides it was trained with"
         )
+    check_weights_fit(model, checkpoint["state_dict"], path)
 
 
 def continue_metrics(csv_logger: CSVLogger, step: int) -> None:

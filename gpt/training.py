@@ -203,7 +203,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     if cfg.resume:
         checkpoint_path = find_checkpoint(cfg.resume, phase, cfg.runs_dir)
         checkpoint = read_checkpoint(checkpoint_path)
-        check_resumable(checkpoint, checkpoint_path, cfg, datamodule.tokenizer)
+        check_resumable(checkpoint, checkpoint_path, cfg, datamodule.tokenizer, module.model)
         if checkpoint["global_step"] >= cfg.trainer.max_steps:
             return finished(run_dir, checkpoint["global_step"], cfg.trainer.max_steps)
         print(f"resuming {checkpoint_path} at step {checkpoint['global_step']}")

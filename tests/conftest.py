@@ -106,7 +106,7 @@ def war_and_peace() -> Path:
 
 @pytest.fixture
 def short_text(tmp_path) -> Path:
-    """A small corpus with a 21-character vocabulary, long enough for block_size 16 in both splits."""
+    """A small corpus with a 28-character vocabulary, long enough for block_size 16 in both splits."""
     path = tmp_path / "short.txt"
     path.write_text("the quick brown fox jumps over the lazy dog. " * 12, encoding="utf-8")
     return path

@@ -238,6 +238,30 @@ def test_a_corrupt_checkpoint_is_a_one_line_error_for_resume_and_sample(tmp_path
     assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}"), str(ckpt), "not a readable checkpoint")
 
 
+@pytest.mark.parametrize(
+    "alter, fragment",
+    [
+        (lambda weights: weights.update({"model.tok_emb.weight": weights["model.tok_emb.weight"][:5]}),
+         "tok_emb.weight: (5, 128) there, (28, 128) here"),
+        (lambda weights: weights.update({"model.pos_emb.old_name": weights.pop("model.pos_emb.weight")}),
+         "pos_emb.old_name unexpected; pos_emb.weight missing"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line_for_sample_and_resume(
+    tmp_path, tiny_run, short_text, alter, fragment
+):
+    """Weights another version of the harness wrote, or altered since: torch's load_state_dict would print its
+    wall of missing and mismatched keys."""
+    checkpoint = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    alter(checkpoint["state_dict"])
+    altered = tmp_path / "altered.ckpt"
+    torch.save(checkpoint, altered)
+    refusal = [str(altered), "its weights do not fit the model its hyper-parameters describe", fragment]
+    assert_one_line_error(run_entry("gpt.sample", f"ckpt={altered}"), *refusal)
+    resume = ["data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"resume={altered}"]
+    assert_one_line_error(run_entry("gpt.train", *resume), *refusal)
+
+
 CPU_ALLOCATOR = (
     "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
     "28800000000 bytes. Error code 12 (Cannot allocate memory)"
