@@ -108,6 +108,8 @@ def text_sha256(path: Path) -> str:
         index = json.loads(index_file.read_text())
     except (OSError, ValueError):
         index = {}
+    if not isinstance(index, dict):  # damaged: rebuilt
+        index = {}
     if key not in index:
         digest = hashlib.sha256()
         with path.open("rb") as file:
@@ -181,7 +183,7 @@ def encoded_corpus(path: Path, tokenizer: str = "chars") -> tuple[np.ndarray, Ch
     try:
         meta = json.loads(meta_path.read_text())
         trusted = bin_path.is_file() and _fingerprint(bin_path) == meta["fingerprint"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # also JSON that is not the object written
         trusted = False
     if not trusted:  # absent, or damaged: (re)built, never trusted
         try:

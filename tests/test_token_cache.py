@@ -59,7 +59,7 @@ def test_a_text_is_encoded_once_and_again_only_when_it_changes(tmp_path, monkeyp
     assert len(list(cache.glob("*.bin"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta", "meta_not_an_object", "texts_index_not_an_object"])
 def test_a_damaged_cache_is_rebuilt_not_trusted(damage, tmp_path, cache):
     path = tmp_path / "text.txt"
     path.write_text(TEXT, encoding="utf-8")
@@ -72,8 +72,12 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(damage, tmp_path, cache):
     elif damage == "flip":
         raw[3] ^= 0xFF
         bin_path.write_bytes(raw)
-    else:
+    elif damage == "meta":
         bin_path.with_suffix(".json").write_text("{not json")
+    elif damage == "meta_not_an_object":
+        bin_path.with_suffix(".json").write_text("[1, 2]")
+    else:
+        (cache / "texts.json").write_text("[1, 2]")
     got, _ = token_cache.encoded_corpus(path)
     assert np.array_equal(got, want)
 
