@@ -10,6 +10,7 @@ The decorated function becomes the console script's `main()`, taking its overrid
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
@@ -19,19 +20,33 @@ import hydra
 from omegaconf import DictConfig
 
 from gpt.config import CONFIG_DIR, register_configs
-from gpt.errors import one_line_errors
+from gpt.errors import UserError, one_line_errors
 from gpt.process import ends_without_teardown
 from gpt.run_dirs import claims_of_one_command
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
 
+def overrides_last(argv: list[str]) -> list[str]:
+    """argv with Hydra's flags first and the overrides after them, wherever each was typed: Hydra's parser takes its
+    flags only before or after all the overrides, and refuses `model=bigram,gpt -m seed=1,2` or `model=gpt --cfg
+    job seed=1`. A word that is neither is refused in one line where argparse would print its usage: `--max_steps=10`,
+    as nanoGPT's command line spells an option, or `--model gpt`."""
+    from hydra._internal.utils import get_args_parser  # Hydra's own parser, so that the two agree on every flag
 
-def multirun_flag_first(argv: list[str]) -> list[str]:
-    """argv with -m (--multirun) before the overrides, wherever it was typed: Hydra's parser takes it before or after
-    them all, and refuses `model=bigram,gpt -m seed=1,2` as unrecognized arguments. (-m takes no value, and no
-    override or other flag's value is spelt -m.)"""
-    flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
-    return [argv[0], *flags, *(arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS)]
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        parsed, unknown = parser.parse_known_intermixed_args(argv[1:])
+    except argparse.ArgumentError as exc:  # a flag without its value, or with one it does not take
+        raise UserError(f"{exc}; --help lists the flags") from None
+    if unknown:
+        raise UserError(
+            f"{unknown[0]}: not an option of this command; it takes overrides, key=value without dashes (model=gpt "
+            "trainer.max_steps=100), and Hydra's flags (-m, --cfg job, ...): --help lists both"
+        )
+    flags = list(argv[1:])
+    for override in parsed.overrides:
+        flags.remove(override)
+    return [argv[0], *flags, *parsed.overrides]
 
 
 def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
@@ -48,8 +63,8 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
 
         @ends_without_teardown
         def main() -> None:
-            sys.argv = multirun_flag_first(sys.argv)
             with one_line_errors(), claims_of_one_command():
+                sys.argv = overrides_last(sys.argv)
                 hydra_main()
 
         return main

@@ -73,13 +73,27 @@ def test_everyday_overrides_are_spelled_as_documented():
         ("+optim.weight_decy=0.2", ["optim.weight_decy", "not in 'OptimConfig'", "allowed keys here:", "weight_decay"]),
         ("model=null", ["config group was given null", "--help lists"]),  # Hydra's own ValueError, made one line
         ("kernel.backend=null", ["kernel.backend=null", "eager, sdpa"]),
+        ("--max_steps=10", ["--max_steps=10: not an option", "key=value without dashes", "--help lists both"]),
+        ("--model gpt", ["--model: not an option", "key=value without dashes"]),
+        ("--info bogus", ["argument --info/-i: invalid choice: 'bogus'", "--help lists the flags"]),
     ],
 )
 def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
+    """Each a line, where Hydra or argparse would print a traceback or their usage."""
     result = run_entry("gpt.train", *override.split(), "logger=none", f"hydra.run.dir={tmp_path}")
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "attention"])
+def test_hydras_flags_are_taken_between_the_overrides_too(command):
+    """Hydra's parser takes a flag only before or after all the overrides; each command takes it anywhere."""
+    key, value = ("seed", 3) if command == "train" else ("ckpt", "any.ckpt")
+    result = run_entry(f"gpt.{command}", f"{key}={value}", "--cfg", "job", "kernel=sdpa")
+    assert result.returncode == 0, result.stderr
+    config = OmegaConf.create(result.stdout)
+    assert config[key] == value and config.kernel.backend == "sdpa"
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "evaluate", "attention"])
