@@ -131,15 +131,15 @@ def resumed_run_dir(resume: str | None, phase: str, runs_dir: str, name: str) ->
 _HELD: dict[str, int] = {}  # run dir -> the open descriptor whose lock this process holds
 
 
-def hold(run_dir: Path) -> None:
+def hold(run_dir: Path) -> bool:
     """Lock the run dir for this process: a second process training into it (or resuming it while it runs) is
     refused. The lock is on the directory itself (nothing is written) and dies with the process. DDP's other
-    ranks share rank 0's run dir and take no lock."""
+    ranks share rank 0's run dir and take no lock. True where this call took it."""
     key = str(Path(run_dir).resolve())
     if key in _HELD or int(os.environ.get("LOCAL_RANK", "0")) or int(os.environ.get("NODE_RANK", "0")):
-        return
+        return False
     if not Path(key).is_dir():  # resolved without a run (e.g. --cfg hydra --resolve): nothing to hold
-        return
+        return False
     descriptor = os.open(key, os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,6 +150,7 @@ def hold(run_dir: Path) -> None:
             "its own dir (leave hydra.run.dir unset)"
         ) from None
     _HELD[key] = descriptor
+    return True
 
 
 def release(run_dir: Path) -> None:
@@ -162,8 +163,37 @@ def run_subdir(resume: str | None, run_dir: str) -> str | None:
     """hydra.output_subdir, resolved just before Hydra writes into the run dir: take the run dir's lock first
     (a live run's dir is refused before anything is written), then say where the composed config goes:
     `.hydra` for a new run, nowhere for a resumed one, whose `.hydra/` keeps describing how it was started."""
-    hold(Path(run_dir))
+    if hold(Path(run_dir)) and not resume:
+        refuse_a_run_in(Path(run_dir), "hydra.run.dir")
     return None if resume else HYDRA_DIR
+
+
+RESULTS = (LAST_CHECKPOINT, SUMMARY, METRICS, ERROR)  # what a run that started training leaves in its dir
+
+
+def results_in(run_dir: Path) -> list[str]:
+    return [name for name in RESULTS if (run_dir / name).exists()]
+
+
+def refuse_a_run_in(run_dir: Path, option: str) -> None:
+    """A new run into a dir where a run already trained would write over its checkpoint, summary and metrics:
+    refused, naming what is there, before anything is written (a dir that a refused run left holding only Hydra's
+    config is taken)."""
+    if found := results_in(run_dir):
+        raise UserError(
+            f"{option}={run_dir} already holds a run ({', '.join(found)}): a new run would write over it; "
+            f"resume it with resume={run_dir}, or give {option} a new folder"
+        )
+
+
+def refuse_a_sweep_in(sweep_dir: Path) -> None:
+    """The same for a sweep, before its first job: its jobs' dirs (0-..., 1-...) would be those of the runs there."""
+    runs = sorted(job.name for job in sweep_dir.glob("*/") if results_in(job)) if sweep_dir.is_dir() else []
+    if runs:
+        raise UserError(
+            f"hydra.sweep.dir={sweep_dir} already holds the runs of a sweep ({', '.join(runs)}): a new sweep would "
+            "write over them; give hydra.sweep.dir a new folder (a job resumes with resume=ITS_DIR)"
+        )
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
-from gpt.run_dirs import ERROR
+from gpt.run_dirs import ERROR, refuse_a_sweep_in
 from gpt.validation import check_launcher, check_machine
 
 
@@ -47,13 +47,14 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
 
 class ReportAfterSweep(Callback):
     """Before a multirun, what no job can do on this machine stops it in one line (a GPU asked for where there is
-    none, a SLURM launcher where there is no SLURM); at its end, the comparison report in the sweep dir, and a
-    non-zero exit if a job failed."""
+    none, a SLURM launcher where there is no SLURM, a sweep dir holding an earlier sweep's runs); at its end, the
+    comparison report in the sweep dir, and a non-zero exit if a job failed."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with one_line_errors():
             check_machine(config)
             check_launcher(config.hydra.launcher)
+            refuse_a_sweep_in(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from gpt.reporting import write_report  # matplotlib is only needed here

@@ -55,6 +55,24 @@ def test_a_refused_resume_leaves_the_run_dir_byte_identical(finished_run, war_an
     assert snapshot(finished_run) == before
 
 
+def test_a_new_run_into_a_dir_that_holds_a_run_is_refused_and_changes_nothing(finished_run, war_and_peace):
+    """hydra.run.dir naming a run that trained: its checkpoint, summary and metrics would be written over."""
+    before = snapshot(finished_run)
+    result = run_entry("gpt.train", *TINY, f"hydra.run.dir={finished_run}", env={"GPT_DATA": str(war_and_peace)})
+    assert_one_line_error(result, f"hydra.run.dir={finished_run} already holds a run", "checkpoints/last.ckpt",
+                          f"resume={finished_run}")  # fmt: skip
+    assert snapshot(finished_run) == before
+
+
+def test_a_new_sweep_into_a_sweep_dir_that_holds_runs_is_refused_before_its_first_job(tmp_path, short_text):
+    sweep = ["-m", "model=bigram", "data=text", f"data.path={short_text}", *TINY, f"hydra.sweep.dir={tmp_path}"]
+    assert run_entry("gpt.train", *sweep).returncode == 0
+    before = snapshot(tmp_path)
+    result = run_entry("gpt.train", *sweep)
+    assert_one_line_error(result, f"hydra.sweep.dir={tmp_path} already holds the runs of a sweep (0-bigram-eager)")
+    assert snapshot(tmp_path) == before
+
+
 def test_resuming_a_finished_run_says_so_and_changes_nothing(finished_run, war_and_peace):
     before = snapshot(finished_run)
     result = run_entry(

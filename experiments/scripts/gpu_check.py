@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -125,6 +126,7 @@ def train_backends(name: str, overrides: list[str], out: Path, env: dict, steps:
     """The backends experiment (one GPT, seed and batches through eager, triton and sdpa) on the GPU in bf16, into
     out/name: the runs, report.md and the loss curves. `overrides` may replace the experiment or the kernels."""
     experiment = next((o for o in overrides if o.startswith("+experiment=")), "+experiment=backends")
+    shutil.rmtree(out / name, ignore_errors=True)  # a measurement again replaces the record (a sweep refuses old runs)
     return run(
         name,
         [
