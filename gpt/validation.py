@@ -169,14 +169,16 @@ def check_machine(cfg: DictConfig) -> None:
 
 def kept_scores_bytes(cfg: DictConfig) -> int:
     """A lower bound on the memory one training step's attention takes, where the backend keeps the scores (eager,
-    triton_naive; 0 for the others): each of the n_layer layers keeps its batch x heads x T x T probabilities for
-    the backward, and the layer being computed holds its scores as well while the softmax turns them into
-    probabilities. n_layer + 1 tensors of that size, at 2 bytes an element in 16-bit precision, 4 in 32-bit."""
+    triton_naive; 0 for the others): each of the n_layer layers keeps its batch x heads x T x T probabilities (or,
+    compiled, the scores they are recomputed from) for the backward, and, run eagerly, the layer being computed
+    holds its scores as well while the softmax turns them into probabilities (compiled, Inductor may write the one
+    over the other). n_layer (+ 1) tensors of that size, at 2 bytes an element in 16-bit precision, 4 in 32-bit."""
     model = cfg.model
     if "backend" not in model or not kernels.lookup(cfg.kernel.backend).keeps_scores:
         return 0
     scores = cfg.data.batch_size * model.get("n_head", 1) * cfg.data.block_size**2
-    return (model.get("n_layer", 1) + 1) * scores * (4 if str(cfg.trainer.precision) == "32" else 2)
+    tensors = model.get("n_layer", 1) + (0 if cfg.compile else 1)
+    return tensors * scores * (4 if str(cfg.trainer.precision) == "32" else 2)
 
 
 def check_attention_fits(cfg: DictConfig, device) -> None:
@@ -194,7 +196,7 @@ def check_attention_fits(cfg: DictConfig, device) -> None:
         raise UserError(
             f"kernel={cfg.kernel.backend} keeps batch x heads x T x T attention scores, data.batch_size="
             f"{cfg.data.batch_size} x model.n_head={cfg.model.get('n_head', 1)} x data.block_size="
-            f"{cfg.data.block_size} squared, for each layer and one more: {needed / 2**30:,.1f} GiB at least, and "
+            f"{cfg.data.block_size} squared, for each layer: {needed / 2**30:,.1f} GiB at least, and "
             f"this {device.type} has {memory / 2**30:,.1f} GiB: use kernel=sdpa or kernel=triton (no T x T "
             "scores), or a smaller data.block_size or data.batch_size"
         )

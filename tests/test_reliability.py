@@ -351,6 +351,8 @@ def test_the_attention_memory_bound_is_at_most_what_a_training_forward_holds(pre
     with torch.autocast("cpu", torch.bfloat16, enabled=precision != "32"), watch:
         model(ids, ids)
     assert 0 < kept_scores_bytes(cfg) <= watch.peak
+    compiled = gpt.api.compose(*overrides, "kernel=eager", f"trainer.precision={precision}", "compile=true")
+    assert kept_scores_bytes(compiled) == kept_scores_bytes(cfg) * 3 // 4  # the three layers' kept tensors only
     assert kept_scores_bytes(gpt.api.compose(*overrides, "kernel=sdpa", "model.dropout=0")) == 0
 
 
