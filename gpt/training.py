@@ -41,6 +41,7 @@ from gpt.config import PHASES
 from gpt.data import CharDataModule
 from gpt.errors import UserError, is_out_of_memory, out_of_memory_refusal
 from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
+from gpt.machine import memory_bytes
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, for_terminal, generate_text
@@ -242,7 +243,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         callbacks.append(StepProgressBar(refresh_rate=10))
     # The trainer first: a value Lightning refuses stops the run before any log or metrics file is touched.
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=run_dir)
-    check_attention_fits(cfg, trainer.strategy.root_device)
+    device = trainer.strategy.root_device
+    check_attention_fits(cfg, device.type, memory_bytes(device))
     loggers = build_loggers(cfg, run_dir, phase, precision=trainer.precision)
     if checkpoint_path is not None:
         for logger in loggers:

@@ -181,23 +181,18 @@ def kept_scores_bytes(cfg: DictConfig) -> int:
     return tensors * scores * (4 if str(cfg.trainer.precision) == "32" else 2)
 
 
-def check_attention_fits(cfg: DictConfig, device) -> None:
-    """Refuse, before the first step, a run whose attention scores alone cannot fit the memory of the device it
-    trains on (a torch.device). kept_scores_bytes is a lower bound, so no run that could train is refused. Past it,
-    a GPU would stop at the first step; on a CPU the system's out-of-memory killer would end the run without a
-    word, after filling the machine's memory."""
+def check_attention_fits(cfg: DictConfig, device: str, memory: int) -> None:
+    """Refuse, before the first step, a run whose attention scores alone cannot fit the `memory` bytes of the device
+    it trains on (`device`: cpu, cuda). kept_scores_bytes is a lower bound, so no run that could train is refused.
+    Past it, a GPU would stop at the first step; on a CPU the system's out-of-memory killer would end the run without
+    a word, after filling the machine's memory."""
     needed = kept_scores_bytes(cfg)
-    if not needed:
-        return
-    from gpt.machine import memory_bytes  # torch is loaded by now: this runs as training starts
-
-    memory = memory_bytes(device)
     if needed > memory:
         raise UserError(
             f"kernel={cfg.kernel.backend} keeps batch x heads x T x T attention scores, data.batch_size="
             f"{cfg.data.batch_size} x model.n_head={cfg.model.get('n_head', 1)} x data.block_size="
             f"{cfg.data.block_size} squared, for each layer: {needed / 2**30:,.1f} GiB at least, and "
-            f"this {device.type} has {memory / 2**30:,.1f} GiB: use kernel=sdpa or kernel=triton (no T x T "
+            f"this {device} has {memory / 2**30:,.1f} GiB: use kernel=sdpa or kernel=triton (no T x T "
             "scores), or a smaller data.block_size or data.batch_size"
         )
 

@@ -364,7 +364,7 @@ def test_a_cpus_memory_is_the_machines_within_its_control_groups_limit():
 def test_attention_scores_past_the_devices_memory_are_refused_before_training(tmp_path, war_and_peace, monkeypatch):
     """Scores that cannot fit (here a device of 256 MiB) are one line naming the sizes and what keeps no scores
     (3 layers' worth of 32 x 4 x 1024^2 bf16 scores), before the run writes anything."""
-    monkeypatch.setattr("gpt.machine.memory_bytes", lambda device: 2**28)
+    monkeypatch.setattr("gpt.training.memory_bytes", lambda device: 2**28)
     tiny = tiny_except("data.block_size", "data.batch_size", "trainer.max_steps")
     run = tmp_path / "run"
     big = ["data.block_size=1024", "data.batch_size=32", "model.n_layer=2", "trainer.max_steps=1"]
