@@ -164,7 +164,7 @@ def run_subdir(resume: str | None, run_dir: str) -> str | None:
     (a live run's dir is refused before anything is written), then say where the composed config goes:
     `.hydra` for a new run, nowhere for a resumed one, whose `.hydra/` keeps describing how it was started."""
     if hold(Path(run_dir)) and not resume:
-        refuse_a_run_in(Path(run_dir), "hydra.run.dir")
+        refuse_a_run_in(Path(run_dir))
     return None if resume else HYDRA_DIR
 
 
@@ -175,14 +175,14 @@ def results_in(run_dir: Path) -> list[str]:
     return [name for name in RESULTS if (run_dir / name).exists()]
 
 
-def refuse_a_run_in(run_dir: Path, option: str) -> None:
-    """A new run into a dir where a run already trained would write over its checkpoint, summary and metrics:
-    refused, naming what is there, before anything is written (a dir that a refused run left holding only Hydra's
-    config is taken)."""
+def refuse_a_run_in(run_dir: Path) -> None:
+    """A new run into a dir where a run already trained (hydra.run.dir naming it) would write over its checkpoint,
+    summary and metrics: refused, naming what is there, before anything is written (a dir that a refused run left
+    holding only Hydra's config is taken)."""
     if found := results_in(run_dir):
         raise UserError(
-            f"{option}={run_dir} already holds a run ({', '.join(found)}): a new run would write over it; "
-            f"resume it with resume={run_dir}, or give {option} a new folder"
+            f"hydra.run.dir={run_dir} already holds a run ({', '.join(found)}): a new run would write over it; "
+            f"resume it with resume={run_dir}, or give hydra.run.dir a new folder"
         )
 
 

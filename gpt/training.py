@@ -45,7 +45,7 @@ from gpt.machine import memory_bytes
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, for_terminal, generate_text
-from gpt.validation import check_attention_fits, has_wandb_credentials
+from gpt.validation import check_attention_fits, has_wandb_credentials, kept_scores_bytes
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -259,9 +259,9 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
         wall_seconds = time.perf_counter() - start
-        peak_memory = torch.cuda.max_memory_allocated() / 2**20 if trainer.strategy.root_device.type == "cuda" else None
+        peak_memory = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
         if trainer.is_global_zero:
-            module.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU after fit
+            module.to(device)  # Lightning hands the model back on the CPU after fit
             try:
                 sample = generate_text(
                     module.model,
@@ -337,9 +337,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
 
 def memory_advice(cfg: DictConfig) -> str:
     """What a run out of memory can ask for less of."""
-    keeps_scores = "backend" in cfg.model and kernels.lookup(cfg.kernel.backend).keeps_scores
     return "use a smaller data.batch_size, data.block_size or model" + (
-        ", or kernel=sdpa or kernel=triton, which keep no T x T attention scores" if keeps_scores else ""
+        ", or kernel=sdpa or kernel=triton, which keep no T x T attention scores" if kept_scores_bytes(cfg) else ""
     )
 
 
