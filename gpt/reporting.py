@@ -86,11 +86,29 @@ def read_result(run: Run, name: str, read: Callable[[Path], Any]) -> Any:
         return None
 
 
+# what the report reads of a summary.json (gpt/training.py writes it), each of these types where present and not null
+SUMMARY_TYPES = {
+    **dict.fromkeys(("phase", "kernel"), str),
+    **dict.fromkeys(("params", "steps", "tokens_seen", "peak_gpu_memory_mib"), int),
+    **dict.fromkeys(("train_loss", "val_loss", "val_loss_full", "val_bpc", "tokens_per_sec", "wall_seconds"), float),
+}
+
+
 def read_summary(path: Path) -> dict:
     summary = json.loads(path.read_text())
     if not isinstance(summary, dict):
         raise ValueError(f"{path}: not a JSON object")
+    for key, kind in SUMMARY_TYPES.items():
+        value = summary.get(key)
+        allowed = (int, float) if kind is float else kind  # JSON may write a whole float as an int (1.0 as 1)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):  # a bool is no count
+            raise ValueError(f"{path}: {key} is {value!r}, not a {kind.__name__}")
     return summary
+
+
+def has(summary: dict | None, *keys: str) -> bool:
+    """Whether the summary holds a value for every one of keys (a run that did not finish has nulls)."""
+    return summary is not None and all(summary.get(key) is not None for key in keys)
 
 
 def validation_curve(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -151,7 +169,7 @@ def curves_figure(runs: list[Run], colour: dict[Path, str] | None = None) -> Fig
 
 
 def plot_totals(runs: list[Run], colour: dict[Path, str], path: Path) -> None:
-    finished = [run for run in runs if run.summary and run.summary.get("val_loss") is not None]
+    finished = [run for run in runs if has(run.summary, "val_loss", "tokens_per_sec")]
     fig = Figure(figsize=(13, 0.5 * len(finished) + 1.8))
     loss, speed = fig.subplots(1, 2)
     names = [run.label for run in finished]
@@ -201,8 +219,11 @@ ABLATION = "+ablation="  # the override of conf/experiment/modern_ablation.yaml'
 ABLATION_LABELS = {"all_off": "everything (= phase 5)", "modern_default": "what model=modern leaves off"}
 
 
-def step_ms(summary: dict) -> float:
-    """Milliseconds per training step (validation excluded), from the run's tokens/s."""
+def step_ms(summary: dict) -> float | None:
+    """Milliseconds per training step (validation excluded), from the run's tokens/s; None where the run took no
+    step or measured no speed (a run resumed at its last step)."""
+    if not (has(summary, "tokens_seen", "steps", "tokens_per_sec") and summary["steps"] and summary["tokens_per_sec"]):
+        return None
     return 1000 * summary["tokens_seen"] / summary["steps"] / summary["tokens_per_sec"]
 
 
@@ -213,7 +234,7 @@ def ablation_table(runs: list[Run]) -> str:
         override.removeprefix(ABLATION): run.summary
         for run in runs
         for override in run.overrides
-        if override.startswith(ABLATION) and run.summary and run.summary.get("val_loss") is not None
+        if override.startswith(ABLATION) and has(run.summary, "val_loss") and step_ms(run.summary) is not None
     }
     if "all_on" not in finished:
         return ""

@@ -182,11 +182,14 @@ def test_runs_whose_files_cannot_be_read_are_reported_as_damaged_and_the_others_
     good = runs / "10-00-00"
     result = run_entry("gpt.train", "data=text", f"data.path={short_text}", *TINY, f"hydra.run.dir={good}")
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in ("cut", "listed", "unread_config"):
+    for name in ("cut", "listed", "mistyped", "partial", "unread_config"):
         shutil.copytree(good, runs / name)
     (runs / "cut" / "summary.json").write_text('{"val_loss": 1.')
     (runs / "cut" / "metrics.csv").write_text("")
     (runs / "listed" / "summary.json").write_text("[1, 2]")
+    summary = read_summary(good)
+    (runs / "mistyped" / "summary.json").write_text(json.dumps({**summary, "val_loss": "1.2", "steps": 2.5}))
+    (runs / "partial" / "summary.json").write_text(json.dumps({**summary, "tokens_per_sec": None, "kernel": None}))
     (runs / "listed" / "error.txt").write_text("")
     for name in ("hydra.yaml", "config.yaml", "overrides.yaml"):
         (runs / "unread_config" / ".hydra" / name).write_text("- [")
@@ -194,13 +197,15 @@ def test_runs_whose_files_cannot_be_read_are_reported_as_damaged_and_the_others_
     report = run_entry("gpt.report", str(runs))
     assert report.returncode == 0, report.stderr
     rows = {row.split(" | ")[0].strip("| "): row for row in (runs / "report.md").read_text().splitlines()}
-    val_loss = f"{read_summary(good)['val_loss']:.3f}"
+    val_loss = f"{summary['val_loss']:.3f}"
     assert val_loss in rows["10-00-00"] and rows["10-00-00"].endswith("| ok |")
     assert rows["cut"].endswith("| damaged: summary.json, metrics.csv unreadable; did not finish |")
     assert rows["listed"].endswith("| damaged: summary.json unreadable; failed: (no message) |")
+    assert rows["mistyped"].endswith("| damaged: summary.json unreadable; did not finish |")
+    assert rows["partial"].endswith(f"| {val_loss} | – / – | – | {summary['wall_seconds']:.0f} | – | ok |")
     assert val_loss in rows["unread_config"] and "| ? | ? |" not in rows["unread_config"]  # from its summary
     resumed = find_checkpoint("auto", "gpt", str(tmp_path / "outputs"))
-    assert resumed.parent.parent.name in ("10-00-00", "cut", "listed")
+    assert resumed.parent.parent.name in ("10-00-00", "cut", "listed", "mistyped", "partial")
 
 
 def test_the_wandb_workspace_has_the_comparison_panels():
@@ -255,4 +260,5 @@ def test_the_ablation_table_ranks_what_turning_each_technique_off_costs():
     assert rows[6] == "| what model=modern leaves off | 1.240 | +0.040 | 113.6 | -9% |"
     assert rows[-1].endswith("val loss 1.240 against 1.400, step time 113.6 ms against 100.0 ms (+13.6%).")
     assert "Phase 7's default" not in ablation_table(runs)
+    assert ablation_table([*runs, run("no_c", 1.3, 0)]) == ablation_table(runs)  # resumed at its end: no speed
     assert ablation_table([runs[0], *runs[2:]]) == ""  # no all_on, nothing to measure against
