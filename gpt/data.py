@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 from gpt.config import DataConfig
 from gpt.corpus import resolve_corpus, splits, window_batch
 from gpt.errors import UserError
-from gpt.token_cache import encoded_corpus
+from gpt.token_cache import NotTextError, encoded_corpus
 from gpt.tokenizer import ByteTokenizer, CharTokenizer
 
 VAL_SEED = 0  # the validation windows never change with the run's seed
@@ -100,7 +100,10 @@ class CharDataModule(L.LightningDataModule):
         if self.tokenizer is not None:  # already set up (train.py does it early to learn the vocabulary)
             return
         corpus = self.corpus()
-        tokens, self.tokenizer = encoded_corpus(corpus, self.tokenizer_name)
+        try:
+            tokens, self.tokenizer = encoded_corpus(corpus, self.tokenizer_name)
+        except NotTextError as exc:
+            raise UserError(f"{exc}, or data.tokenizer=bytes to train on its bytes") from None
         parts = splits(tokens, self.train_fraction, self.test_fraction)
         self.train_data, self.val_data = parts["train"], parts["val"]
         for split_name, part, key, windows in (

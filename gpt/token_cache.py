@@ -67,6 +67,10 @@ def _write_atomically(path: Path, write) -> None:
         raise
 
 
+class NotTextError(UserError):
+    """A corpus read as characters that is not UTF-8 text (a training run may read it as bytes instead)."""
+
+
 def _chunks(path: Path):
     """The text at path decoded from UTF-8 chunk by chunk, with the raw bytes, refused in one line where it is
     empty, binary (NUL bytes) or not UTF-8."""
@@ -79,11 +83,11 @@ def _chunks(path: Path):
         while True:
             raw = file.read(CHUNK_BYTES)
             if b"\x00" in raw:
-                raise UserError(f"{path}: contains NUL bytes, so it is binary, not text; give a UTF-8 text file")
+                raise NotTextError(f"{path}: contains NUL bytes, so it is binary, not text; give a UTF-8 text file")
             try:
                 text = decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as exc:
-                raise UserError(
+                raise NotTextError(
                     f"{path}: not valid UTF-8 (byte {offset + exc.start}: {exc.reason}); give a UTF-8 text file"
                 ) from None
             seen_text = seen_text or bool(raw.strip())

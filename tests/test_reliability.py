@@ -291,17 +291,17 @@ def test_running_out_of_memory_in_a_checkpoint_command_is_one_line_and_other_err
 
 
 @pytest.mark.parametrize(
-    "content, fragment",
+    "content, fragments",
     [
-        (b"", "empty"),
-        (b"abc\x00def" * 100, "binary"),
-        (b"caf\xe9 " * 100, "not valid UTF-8"),
+        (b"", ["empty"]),
+        (b"abc\x00def" * 100, ["binary", "or data.tokenizer=bytes to train on its bytes"]),
+        (b"caf\xe9 " * 100, ["not valid UTF-8", "or data.tokenizer=bytes to train on its bytes"]),
     ],
 )
-def test_a_bad_corpus_is_a_one_line_error(tmp_path, content, fragment):
+def test_a_bad_corpus_is_a_one_line_error(tmp_path, content, fragments):
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes(content)
-    assert_one_line_error(run_entry("gpt.train", "data=text", f"data.path={corpus}", *TINY), str(corpus), fragment)
+    assert_one_line_error(run_entry("gpt.train", "data=text", f"data.path={corpus}", *TINY), str(corpus), *fragments)
 
 
 @pytest.mark.parametrize(
