@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +53,7 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
     commands = {"train": "config", "sample": "sample", "evaluate": "evaluate", "attention": "attention"}
     if command not in commands:
         raise UserError(f"command={command!r}: allowed are {', '.join(commands)}")
+    check_overrides(overrides)
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -69,6 +70,18 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
     return cfg
 
 
+def check_overrides(overrides: tuple) -> None:
+    """Overrides are strings, one an argument, as words on the command line; a list given whole is refused in a line
+    that says so, rather than by Hydra's parser deep inside."""
+    for override in overrides:
+        if not isinstance(override, str):
+            unpack = "; unpack a list with *: gpt.run(*overrides)" if isinstance(override, (list, tuple)) else ""
+            raise UserError(
+                f"{override!r}: overrides are strings, one an argument, as on the command line: "
+                f'gpt.run("model=gpt", "seed=1"){unpack}'
+            )
+
+
 def run(*overrides: str) -> Run:
     """Train one run as `python -m gpt.train <overrides>` does, in the same run dir layout, and return it.
 
@@ -76,8 +89,8 @@ def run(*overrides: str) -> Run:
     >>> run.summary["val_loss"]
     2.49...
     """
-    runs = _train_command(list(overrides))
-    return runs[-1]
+    check_overrides(overrides)
+    return _train_command(list(overrides))[-1]
 
 
 def multirun(*overrides: str) -> list[Run]:
@@ -88,6 +101,7 @@ def multirun(*overrides: str) -> list[Run]:
     >>> [run.summary["val_loss"] for run in runs]
     [2.6..., 2.5...]
     """
+    check_overrides(overrides)
     return _train_command(["-m", *overrides])
 
 
@@ -164,13 +178,17 @@ class Run(ReportedRun):
         return load(self.checkpoint, kernel, device)
 
 
-def curves(runs: list[Run]) -> Figure:
-    """The val loss of runs against steps and against wall time, as in a sweep's report.
+def curves(runs: list[Run] | Run) -> Figure:
+    """The val loss of runs (or of one run) against steps and against wall time, as in a sweep's report.
 
     >>> gpt.curves([bigram_run, gpt_run])
     """
     from gpt.reporting import curves_figure
 
+    given = runs
+    runs = [runs] if isinstance(runs, ReportedRun) else list(runs) if isinstance(runs, Iterable) else [given]
+    if not all(isinstance(run, ReportedRun) for run in runs):
+        raise UserError(f"{given!r}: give a Run or a list of them (gpt.run, gpt.multirun, gpt.Run.at(DIR))")
     return curves_figure(runs)
 
 
@@ -250,14 +268,18 @@ class Model:
         >>> for text in model.stream("Prince", max_new_tokens=100):
         ...     print(text, end="", flush=True)
         """
+        from gpt.config import SampleRunConfig
         from gpt.sampling import encode_prompt, stream_text
         from gpt.validation import SAMPLE_RANGES, check_allowed
 
-        options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "seed": seed}
-        with refusals_raised():
-            check_allowed(OmegaConf.create(options), SAMPLE_RANGES)
-            encode_prompt(prompt, self.tokenizer)  # refused here, before the first character is asked for
-        return stream_text(self.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, seed, kv_cache)
+        options = {"prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
+                   "seed": seed, "kv_cache": kv_cache}  # fmt: skip
+        with refusals_raised():  # typed as gpt.sample's options are ("5" is 5, "hot" is refused), then ranged
+            o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)
+            check_allowed(o, SAMPLE_RANGES)
+            encode_prompt(o.prompt, self.tokenizer)  # refused here, before the first character is asked for
+        return stream_text(self.model, self.tokenizer, o.prompt, o.max_new_tokens, o.temperature, o.top_k, o.seed,
+                           o.kv_cache)  # fmt: skip
 
     def sample(self, prompt: str | None = None, max_new_tokens: int = 500, **options) -> str:
         """The prompt followed by max_new_tokens sampled characters (options: those of stream).
@@ -312,6 +334,8 @@ class Model:
         """
         from gpt.inspection import attention_figure, default_passage, passage_ids
 
+        if not isinstance(text, (str, type(None))):
+            raise UserError(f"text={text!r}: give a string of 1 to {self.model.block_size} characters, or None")
         with refusals_raised():
             text = text if text is not None else default_passage(self.tokenizer, self.model.block_size)
             ids = passage_ids(text, self.tokenizer, self.model.block_size)

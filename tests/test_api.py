@@ -79,6 +79,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     assert model.tokenizer.vocab == trained["api"].load().tokenizer.vocab
     sampled = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5")
     assert model.sample("He said", max_new_tokens=40, seed=3, top_k=5) == sampled.stdout.rstrip("\n")
+    assert model.sample("He said", max_new_tokens="40", seed="3", top_k="5") == sampled.stdout.rstrip("\n")  # typed
     run_dir = trained["api"].dir  # as resume= takes it: its checkpoints/last.ckpt
     assert gpt.load(run_dir, device="cpu").checkpoint == ckpt
     from_run_dir = run_entry(
@@ -97,7 +98,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     assert drawn.returncode == 0 and (tmp_path / "maps.png").stat().st_size > 10_000
     for call, line in (
         (lambda: model.sample("Zebra\u00e6"), "not in the model's vocabulary"),
-        (lambda: model.sample("He", temperature=0), r"temperature=0: must be in \(0, 100\]; top_k=1 samples greedily"),
+        (lambda: model.sample("He", temperature=0), r"temperature=0.0: must be in \(0, 100\]; top_k=1 samples"),
         (lambda: model.evaluate(split="test"), "no test split"),
         (lambda: model.attention("x" * 40), "block_size=16"),
         (lambda: gpt.load(ckpt, kernel="flash"), "kernel=flash: no such attention backend; allowed: eager"),
@@ -105,6 +106,13 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: gpt.load(tmp_path), "no such file"),  # a folder without checkpoints/last.ckpt
         (lambda: gpt.Run.at(tmp_path / "none"), "no such run dir"),
         (lambda: gpt.compose(command="sampl"), "command='sampl': allowed are train, sample, evaluate, attention"),
+        (lambda: model.sample("He", temperature="hot"), "temperature: Value 'hot' of type 'str' could not be conv"),
+        (lambda: model.sample("He", top_k=2.5), "top_k: Value '2.5' of type 'float' could not be converted to Int"),
+        (lambda: gpt.run(["model=gpt"]), r"\['model=gpt'\]: overrides are strings, .* gpt.run\(\*overrides\)"),
+        (lambda: model.evaluate(["split=val"]), r"\['split=val'\]: overrides are strings, one an argument"),
+        (lambda: gpt.multirun(3), "3: overrides are strings, one an argument"),
+        (lambda: model.attention(5), "text=5: give a string of 1 to 16 characters"),
+        (lambda: gpt.curves("outputs"), "'outputs': give a Run or a list of them"),
     ):
         with pytest.raises(gpt.UserError, match=line):
             call()
@@ -139,7 +147,8 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
     assert "optim.algorithm=muon with model=bigram" in runs[0].error and runs[0].checkpoint is None
     assert runs[1].error is None and runs[1].summary["steps"] == 4
     assert (tmp_path / "sweep" / "report.md").is_file()
-    assert len(gpt.curves(runs).axes) == 2
+    assert [len(ax.lines) for ax in gpt.curves(runs).axes] == [1, 1]  # the failed job has no curve
+    assert [len(ax.lines) for ax in gpt.curves(runs[1]).axes] == [1, 1]  # one run, not in a list
 
 
 def test_the_package_names_the_api_without_loading_it_for_the_commands(trained):
