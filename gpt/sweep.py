@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
 from gpt.run_dirs import ERROR, refuse_a_sweep_in
-from gpt.validation import check_launcher, check_machine
+from gpt.validation import check_launcher, check_machine, check_sweep_values
 
 
 def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) -> float:
@@ -47,13 +47,15 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
 
 class ReportAfterSweep(Callback):
     """Before a multirun, what no job can do on this machine stops it in one line (a GPU asked for where there is
-    none, a SLURM launcher where there is no SLURM, a sweep dir holding an earlier sweep's runs); at its end, the
-    comparison report in the sweep dir, and a non-zero exit if a job failed."""
+    none, a SLURM launcher where there is no SLURM, interval() where no sweeper samples, a sweep dir holding an
+    earlier sweep's runs); at its end, the comparison report in the sweep dir, and a non-zero exit if a job
+    failed."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with one_line_errors():
             check_machine(config)
             check_launcher(config.hydra.launcher)
+            check_sweep_values(config.hydra.sweeper, list(config.hydra.overrides.task))
             refuse_a_sweep_in(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

@@ -207,6 +207,43 @@ def check_launcher(launcher: DictConfig) -> None:
         )
 
 
+def check_sweep_values(sweeper: DictConfig, overrides: list[str]) -> None:
+    """Hydra's basic sweeper lists the values of a multirun's overrides (a,b,c, range(), choice()); interval() is a
+    range to sample from, which it stops at with a traceback. Refused before the first job, naming the sweeper
+    that samples."""
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    for override in OverridesParser.create().parse_overrides([*overrides, *params]):
+        if isinstance(override.value(), IntervalSweep):
+            raise UserError(
+                f"{override.input_line}: interval() is a range to sample from, and Hydra's basic sweeper only lists "
+                "values: give a,b,c, range(start,stop,step) or choice(...), or sample it with Optuna "
+                "(hydra/sweeper=optuna hydra.sweeper.n_trials=N, as +experiment=search does)"
+            )
+
+
+def check_single_run_of_a_sweep(preset: str | None, sweeper: DictConfig, overrides: list[str]) -> None:
+    """A preset that sweeps (its hydra.sweeper.params) run without -m would train one run at the defaults of what it
+    sweeps, silently; it runs so only where the command line gives each swept key a value (one run of the sweep)."""
+    params = sweeper.get("params") or {}
+    if not params:
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = {override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)}
+    missing = [key for key in params if key.lstrip("+") not in given]
+    if missing:
+        sweep = " ".join(f"{key}={value}" for key, value in params.items())
+        raise UserError(
+            f"{f'+experiment={preset}' if preset else 'hydra.sweeper.params'} is a sweep ({sweep}): run it with -m, "
+            f"or give {missing[0]}=VALUE for one run of it"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: keys added past it, allowed strings, ranges, values that must fit
     together."""

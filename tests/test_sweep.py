@@ -28,9 +28,10 @@ from hydra.core.override_parser.types import Glob
 from omegaconf import OmegaConf
 
 from gpt.config import register_configs
+from gpt.errors import UserError
 from gpt.reporting import Run, ablation_table
 from gpt.run_dirs import find_checkpoint
-from gpt.validation import check_config
+from gpt.validation import check_config, check_single_run_of_a_sweep, check_sweep_values
 from gpt.workspace import build_workspace
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -128,6 +129,16 @@ def test_a_sweep_with_an_override_that_cannot_compose_stops_before_training(tmp_
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_a_sweep_hydra_cannot_list_or_a_sweep_preset_run_once_is_refused_in_one_line(tmp_path):
+    """interval() under the basic sweeper (a traceback from Hydra); a sweep preset without -m (one run at the
+    defaults of what it sweeps, silently)."""
+    result = run_entry("gpt.train", "-m", "optim.lr=interval(1e-3,1e-2)", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert_one_line_error(result, "optim.lr=interval(1e-3,1e-2): interval() is a range", "hydra/sweeper=optuna")
+    result = run_entry("gpt.train", "+experiment=depth", cwd=tmp_path)
+    assert_one_line_error(result, "+experiment=depth is a sweep (model.n_layer=1,2,4,6): run it with -m, or give ")
+    assert not list(tmp_path.rglob(".hydra"))  # neither left a run behind
+
+
 def sweep_values(key: str, values: str) -> list[str]:
     """The values Hydra's sweeper gives `key` for `values` (a list, a range, or glob() over a group's options)."""
     override = OverridesParser.create().parse_override(f"{key}={values}")
@@ -147,6 +158,10 @@ def test_every_preset_composes_and_each_of_its_jobs_validates(preset, monkeypatc
         check_config(compose_preset(f"+experiment={preset}", with_hydra=False))
         return
     assert params, f"{preset} sweeps nothing"
+    check_sweep_values(cfg.hydra.sweeper, [])  # the basic sweeper can list every value (search's sweeper samples)
+    with pytest.raises(UserError, match=rf"^\+experiment={preset} is a sweep \(.+\): run it with -m, or give "):
+        check_single_run_of_a_sweep(preset, cfg.hydra.sweeper, [f"+experiment={preset}"])
+    check_single_run_of_a_sweep(preset, cfg.hydra.sweeper, [f"{key}=VALUE" for key in params])  # one run of it
     if preset == "search":
         assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
         return
