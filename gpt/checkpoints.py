@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import kernels
 from gpt.errors import UserError
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS
+from gpt.run_dirs import METRICS, checkpoint_at
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger
@@ -72,13 +72,7 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     is one); `requested` is the attention backend asked for (kernel=NAME; None: the checkpoint's own, see
     reading_backend). A missing file and an unknown backend are refused before torch is imported. Built as
     LanguageModelModule builds it, from the same hyper-parameters, without Lightning."""
-    ckpt = Path(path).expanduser()
-    if ckpt.is_dir() and (ckpt / LAST_CHECKPOINT).is_file():  # a run dir, as resume= takes one
-        ckpt = ckpt / LAST_CHECKPOINT
-    if not ckpt.is_file():
-        raise UserError(
-            f"ckpt={path}: no such file; give a .ckpt file, or a run dir (its checkpoints/last.ckpt is read)"
-        )
+    ckpt = checkpoint_at(path, "ckpt")  # a run dir, as resume= takes one, or a .ckpt file
     if requested is not None:
         kernels.lookup(requested)
     import torch  # loaded once the options are known good

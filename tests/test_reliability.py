@@ -35,6 +35,7 @@ from gpt.checkpoints import build_model
 from gpt.errors import UserError
 from gpt.machine import memory_bytes
 from gpt.module import LanguageModelModule
+from gpt.run_dirs import LAST_CHECKPOINT, find_checkpoint
 from gpt.validation import kept_scores_bytes
 
 # Slow enough (about 15 ms a step) that a signal lands mid-run; deterministic fp32, a loss logged every step; with
@@ -169,6 +170,25 @@ def test_a_ctrl_c_while_modules_load_waits_for_the_import_to_finish():
 def test_resume_auto_without_a_run_is_a_one_line_error(tmp_path):
     result = run_entry("gpt.train", "resume=auto", *TINY, cwd=tmp_path)  # tmp_path has no outputs/
     assert_one_line_error(result, "resume=auto", "no model=gpt run", "resume=PATH")
+
+
+def test_resume_takes_a_run_dir_or_a_file_and_sends_a_folder_of_runs_to_one_of_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    for age, job in enumerate(("1-gpt-eager", "0-gpt-eager")):  # the first job's checkpoint written last
+        checkpoint = sweep / job / LAST_CHECKPOINT
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.touch()
+        os.utime(checkpoint, (1e9 - age, 1e9 - age))
+    assert find_checkpoint(str(sweep / "1-gpt-eager"), "gpt", "outputs") == sweep / "1-gpt-eager" / LAST_CHECKPOINT
+    assert find_checkpoint(str(sweep / "0-gpt-eager" / LAST_CHECKPOINT), "gpt", "outputs").is_file()
+    for given, line in (
+        (sweep, rf"a folder of runs \(2 with a checkpoint\), not one run; give one of them, e.g. resume={sweep}/1-"),
+        (tmp_path, rf"a folder of runs \(2 with a checkpoint\), .* e.g. resume={sweep}/1-gpt-eager \(the newest\)"),
+        (sweep / "0-gpt-eager" / "checkpoints", f"no {LAST_CHECKPOINT} in this folder; give a .ckpt file"),
+        (sweep / "none", "no such file; give a .ckpt file, or a run dir"),
+    ):
+        with pytest.raises(UserError, match=rf"^resume={given}: {line}.*; or resume=auto$"):
+            find_checkpoint(str(given), "gpt", "outputs")
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, war_and_peace):
