@@ -296,10 +296,12 @@ class Model:
         1.89...
         >>> print(model.evaluate(split="test"))     # enwik8, text8: the held-out last 5%
         """
+        from gpt.validation import overridden
+
         with refusals_raised():
             stride_override = f"stride={'null' if stride is None else stride}"
             cfg = compose(f"ckpt={self.checkpoint}", f"split={split}", stride_override, *overrides, command="evaluate")
-            return self.evaluate_config(cfg, overridden(overrides))
+            return self.evaluate_config(cfg, overridden(list(overrides)))
 
     def evaluate_config(self, cfg: DictConfig, given: set[str]) -> SplitEvaluation:
         """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set (what
@@ -340,14 +342,6 @@ class Model:
             text = text if text is not None else default_passage(self.tokenizer, self.model.block_size)
             ids = passage_ids(text, self.tokenizer, self.model.block_size)
             return attention_figure(self.model, self.tokenizer, ids, title or f"{self.checkpoint.name}: {text!r}")
-
-
-def overridden(overrides: list[str] | tuple[str, ...]) -> set[str]:
-    """The keys and groups that command-line overrides set, as Hydra parses them (data.path=X: data.path; data=X:
-    data), for corpus_config."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
 
 
 def corpus_config(data: DictConfig, recorded: dict | None, given: set[str]) -> DictConfig:

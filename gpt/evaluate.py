@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gpt.api import load_for_command, overridden
+from gpt.api import load_for_command
 from gpt.entry import hydra_command
 
 
@@ -16,8 +16,10 @@ from gpt.entry import hydra_command
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from gpt.validation import overridden
+
     model = load_for_command(cfg)
-    print(model.evaluate_config(cfg, given=overridden(HydraConfig.get().overrides.task)))
+    print(model.evaluate_config(cfg, given=overridden(list(HydraConfig.get().overrides.task))))
 
 
 if __name__ == "__main__":

@@ -226,15 +226,21 @@ def check_sweep_values(sweeper: DictConfig, overrides: list[str]) -> None:
             )
 
 
+def overridden(overrides: list[str]) -> set[str]:
+    """The keys and groups that command-line overrides set, as Hydra parses them (data.path=X: data.path; data=X and
+    +data=X: data)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)}
+
+
 def check_single_run_of_a_sweep(preset: str | None, sweeper: DictConfig, overrides: list[str]) -> None:
     """A preset that sweeps (its hydra.sweeper.params) run without -m would train one run at the defaults of what it
     sweeps, silently; it runs so only where the command line gives each swept key a value (one run of the sweep)."""
     params = sweeper.get("params") or {}
     if not params:
         return
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    given = {override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)}
+    given = overridden(overrides)
     missing = [key for key in params if key.lstrip("+") not in given]
     if missing:
         sweep = " ".join(f"{key}={value}" for key, value in params.items())
