@@ -2,17 +2,22 @@
 and `make sample` passes the prompt Hydra needs quoted (or none). Dry runs (`make -n`): nothing is installed."""
 
 import os
+import shlex
 import shutil
 import subprocess
 
 import pytest
 from conftest import REPO
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 
 def dry_run(folder, *arguments: str) -> subprocess.CompletedProcess:
+    """`make -n ARGUMENTS` as typed at a shell: not as a sub-make of `make test`, which would add its own variables
+    and its "Entering directory" lines."""
     for name in ("Makefile", "pyproject.toml"):  # the install rule's prerequisites
         shutil.copy(REPO / name, folder)
-    return subprocess.run(["make", "-n", *arguments], cwd=folder, capture_output=True, text=True, timeout=60)
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-n", *arguments], cwd=folder, capture_output=True, text=True, timeout=60, env=env)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +50,11 @@ def test_the_newest_sweep_and_run_are_the_defaults_and_the_prompt_goes_quoted(tm
     sampled = dry_run(tmp_path, "sample", "PROMPT=Well, Prince").stdout
     assert "gpt.sample ckpt=outputs/d/r2/checkpoints/last.ckpt 'prompt=\"Well, Prince\"'" in sampled, sampled
     assert "prompt" not in dry_run(tmp_path, "sample").stdout.splitlines()[-1]  # none given: the default start
+
+
+@pytest.mark.parametrize("prompt", ["Prince Andrew's", 'He said "Well"', "'quoted' and \"quoted\"", "a, b = c"])
+def test_the_prompt_reaches_gpt_sample_as_typed_through_the_shell_and_hydra(tmp_path, prompt):
+    """The recipe's line as the shell splits it (shlex) and Hydra then parses its override: the same characters."""
+    line = dry_run(tmp_path, "sample", f"PROMPT={prompt}", "CKPT=run").stdout.splitlines()[-1]
+    override = next(word for word in shlex.split(line) if word.startswith("prompt="))
+    assert OverridesParser.create().parse_override(override).value() == prompt
