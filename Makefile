@@ -18,6 +18,9 @@ PROMPT        ?=
 PROMPT_QUOTED  = $(subst ','\'',$(subst ",\",$(PROMPT)))
 NEED_DIR       = $(if $(DIR),,$(error no sweep under multirun/ yet: run make sweep first, or give DIR=<a sweep or run dir>))
 NEED_CKPT      = $(if $(CKPT),,$(error no run under outputs/ yet: run make train first, or give CKPT=<a .ckpt file>))
+# $(DIR)'s W&B runs, for dashboard and sync: $(call NEED_WANDB,<their folders' pattern>,<what they are>)
+NEED_WANDB     = $(if $(wildcard $(DIR)/wandb/$(1)),,$(error $(DIR)/wandb holds no $(2): a run or sweep logs them \
+                   there with logger=default (logger=csv and logger=none log none); give DIR=<a sweep or run dir>))
 
 # The lent GPU machines run Python 3.12 with torch and triton but no network: wheels for what they lack.
 GPU_PYTHON    ?= 3.12
@@ -78,11 +81,13 @@ report: install
 ## Browse a sweep's W&B runs in the terminal (W&B LEET, no account needed): make dashboard [DIR=...]
 dashboard: install
 	$(NEED_DIR)
+	$(call NEED_WANDB,*run-*,W&B runs)
 	$(VENV)/bin/wandb leet $(DIR)/wandb
 
 ## Upload offline W&B runs (needs `wandb login`): make sync [DIR=...]
 sync: install
 	$(NEED_DIR)
+	$(call NEED_WANDB,offline-run-*,offline W&B runs)
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
 ## Benchmarks print their figures and keep their files under outputs/experiments/<topic>/<machine>/; ARGS=--write

@@ -35,6 +35,18 @@ def test_a_result_target_says_what_to_run_first_where_nothing_ran(tmp_path, targ
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize("target, runs", [("dashboard", "W&B runs"), ("sync", "offline W&B runs")])
+def test_a_wandb_target_says_where_a_dir_holds_no_wandb_runs(tmp_path, target, runs):
+    run = tmp_path / "run"
+    (run / "wandb" / "run-20261201_100000-abc").mkdir(parents=True)  # an online run: for the dashboard, not sync
+    for folder in (tmp_path / "csv_only", *([run] if target == "sync" else [])):
+        result = dry_run(tmp_path, target, f"DIR={folder}")
+        assert result.returncode == 2 and f"{folder}/wandb holds no {runs}: " in result.stderr, result.stderr
+        assert "logger=default" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if target == "dashboard":
+        assert f"wandb leet {run}/wandb" in dry_run(tmp_path, target, f"DIR={run}").stdout
+
+
 def test_the_newest_sweep_and_run_are_the_defaults_and_the_prompt_goes_quoted(tmp_path):
     for older, newer in (("multirun/a", "multirun/b"), ("outputs/d/r1/last.ckpt", "outputs/d/r2/last.ckpt")):
         for name in (older, newer):

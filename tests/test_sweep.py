@@ -233,17 +233,18 @@ def test_the_wandb_workspace_has_the_comparison_panels():
     assert "2026-11-25_10-00-00-phases" in view.model_dump_json()
 
 
-def test_make_targets_point_at_the_sweep_dir():
+def test_make_targets_point_at_the_sweep_dir(tmp_path):
+    (tmp_path / "x" / "wandb" / "offline-run-1").mkdir(parents=True)
     out = subprocess.run(
-        ["make", "-n", "sweep", "dashboard", "sync", "report", "DIR=multirun/x"],
+        ["make", "-n", "sweep", "dashboard", "sync", "report", f"DIR={tmp_path}/x"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert "gpt.train -m +experiment=phases" in out
-    assert "wandb leet multirun/x/wandb" in out and "wandb sync multirun/x/wandb/offline-run-*" in out
-    assert "gpt.report multirun/x" in out
+    assert f"wandb leet {tmp_path}/x/wandb" in out and f"wandb sync {tmp_path}/x/wandb/offline-run-*" in out
+    assert f"gpt.report {tmp_path}/x" in out
 
 
 def test_each_ablation_turns_off_its_technique_alone_from_all_on():
