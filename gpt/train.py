@@ -35,10 +35,10 @@ def train(cfg: DictConfig) -> dict:
     run_dir = Path(hydra_config.runtime.output_dir)
     TRAINED.append(run_dir)
     with removed_if_refused(run_dir):
+        check_config(cfg)  # first: what cannot run on this machine at all (a GPU preset on a CPU) says so
         if hydra_config.mode == RunMode.RUN:
             preset = hydra_config.runtime.choices.get("experiment")
             check_single_run_of_a_sweep(preset, hydra_config.sweeper, list(hydra_config.overrides.task))
-        check_config(cfg)
         with ctrl_c_after():  # torch, Lightning, W&B (seconds): loaded once the config is known to be good
             from gpt.training import train_in
 

@@ -134,7 +134,9 @@ def test_a_phase_rejects_options_it_does_not_have(tmp_path):
     assert_one_line_error(result, "model.n_layer", "block_size")
 
 
-@pytest.mark.parametrize("overrides", [["trainer=gpu"], ["-m", "+experiment=long_context"]])
+@pytest.mark.parametrize(
+    "overrides", [["trainer=gpu"], ["-m", "+experiment=long_context"], ["+experiment=long_context"]]
+)
 def test_a_gpu_asked_for_where_there_is_none_is_one_line_before_anything_starts(overrides, tmp_path, monkeypatch):
     """A run, or a sweep before its first job, on a machine without a CUDA GPU (as the tests' machines are, or
     made to look so): one line, exit 2, and no run or sweep dir."""
