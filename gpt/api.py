@@ -274,6 +274,8 @@ class Model:
 
         options = {"prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
                    "seed": seed, "kv_cache": kv_cache}  # fmt: skip
+        # a numpy or torch scalar (a loop over np.linspace) as the Python number it holds, which OmegaConf takes
+        options = {key: value.item() if getattr(value, "ndim", None) == 0 else value for key, value in options.items()}
         with refusals_raised():  # typed as gpt.sample's options are ("5" is 5, "hot" is refused), then ranged
             o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)
             check_allowed(o, SAMPLE_RANGES)

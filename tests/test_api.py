@@ -5,7 +5,9 @@ import datetime
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import REPO, environment, run_entry, tiny_except
 from hydra.core.global_hydra import GlobalHydra
@@ -80,6 +82,8 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     sampled = run_entry("gpt.sample", f"ckpt={ckpt}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5")
     assert model.sample("He said", max_new_tokens=40, seed=3, top_k=5) == sampled.stdout.rstrip("\n")
     assert model.sample("He said", max_new_tokens="40", seed="3", top_k="5") == sampled.stdout.rstrip("\n")  # typed
+    numbers = {"max_new_tokens": np.int64(40), "seed": torch.tensor(3), "top_k": np.int32(5)}  # a notebook's loop
+    assert model.sample("He said", **numbers) == sampled.stdout.rstrip("\n")
     run_dir = trained["api"].dir  # as resume= takes it: its checkpoints/last.ckpt
     assert gpt.load(run_dir, device="cpu").checkpoint == ckpt
     from_run_dir = run_entry(
