@@ -157,7 +157,14 @@ class Run(ReportedRun):
         """
         import pandas as pd
 
-        return pd.read_csv(self.dir / METRICS)
+        path = self.dir / METRICS
+        if not path.is_file():
+            why = self.error or "trained with logger.csv=false (logger=none), or stopped before its first log"
+            raise UserError(f"{self.dir}: no {METRICS} here ({why})")
+        try:
+            return pd.read_csv(path)
+        except (OSError, ValueError) as exc:  # cut short by a crash or a full disk, as the report lists it
+            raise UserError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
 
     @property
     def checkpoint(self) -> Path | None:

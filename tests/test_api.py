@@ -3,6 +3,7 @@ one-line refusals (as an exception), the same samples, evaluations and attention
 
 import datetime
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,13 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
     assert (tmp_path / "sweep" / "report.md").is_file()
     assert [len(ax.lines) for ax in gpt.curves(runs).axes] == [1, 1]  # the failed job has no curve
     assert [len(ax.lines) for ax in gpt.curves(runs[1]).axes] == [1, 1]  # one run, not in a list
+    assert runs[1].metrics["train/loss"].notna().any()
+    with pytest.raises(gpt.UserError, match=r"no metrics.csv here \(optim.algorithm=muon with model=bigram"):
+        _ = runs[0].metrics
+    shutil.copytree(runs[1].dir, tmp_path / "cut")
+    (tmp_path / "cut" / "metrics.csv").write_text("")  # cut short by a full disk
+    with pytest.raises(gpt.UserError, match=r"cut/metrics\.csv: unreadable"):
+        _ = gpt.Run.at(tmp_path / "cut").metrics
 
 
 def test_the_package_names_the_api_without_loading_it_for_the_commands(trained):
