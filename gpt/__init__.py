@@ -7,7 +7,7 @@ The layers, each importing only the ones below it:
 
     commands      gpt.train, gpt.sample, gpt.evaluate, gpt.attention    one Hydra task each (gpt.entry.hydra_command),
                   gpt.report, gpt.workspace                              thin: options in, library calls, lines out
-    python API    gpt.api: compose, run, multirun, load, curves; Run, Model: what notebooks call, and gpt.sample,
+    python API    gpt.api: compose, run, multirun, runs, load, curves; Run, Model: what notebooks call, and gpt.sample,
                   gpt.evaluate and gpt.attention too. A run is gpt.train's own Hydra app run in this process (the
                   one import upwards, so that a run from Python is the command's run); gpt.train never imports it
     running       gpt.training (one run: data, module, Trainer, loggers, summary), gpt.sweep (a multirun's jobs
@@ -40,7 +40,7 @@ Where a new piece goes, and the files it touches:
   conf/<name>.yaml.
 """
 
-_API = ("Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run")
+_API = ("Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run", "runs")
 
 
 def __getattr__(name: str):

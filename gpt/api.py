@@ -10,6 +10,7 @@ are thin callers of it.
     model.attention("Well, Prince")                             # every layer x head's attention, a figure
     runs = gpt.multirun("model=bigram,gpt", "trainer.max_steps=100")   # as `python -m gpt.train -m ...`
     gpt.curves(runs)                                            # their val loss against steps and wall time
+    gpt.runs("multirun/2026-12-01/10-00-00-phases")             # a past sweep's runs (any folder of runs)
 
 Every function takes the command line's overrides as strings. A refused one raises gpt.UserError, whose message is
 the line the command would print (what was wrong, what is allowed); nothing else is raised for a user's mistake.
@@ -30,7 +31,7 @@ from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import load_run
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS, is_run_dir, runs_under
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from gpt.checkpoints import TrainedModel
 
-__all__ = ["Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run"]
+__all__ = ["Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run", "runs"]
 
 
 def compose(*overrides: str, command: str = "train") -> DictConfig:
@@ -145,9 +146,17 @@ class Run(ReportedRun):
 
         >>> gpt.Run.at("outputs/2026-12-01/10-00-00-gpt").summary["val_bpc"]
         """
-        if not Path(run_dir).is_dir():
+        path = Path(run_dir)
+        if not path.is_dir():
             raise UserError(f"{run_dir}: no such run dir")
-        return cls(**vars(load_run(Path(run_dir))))
+        if not is_run_dir(path):
+            below = runs_under(path)
+            raise UserError(
+                f"{run_dir}: a folder of {len(below)} runs, not one run; gpt.runs({str(run_dir)!r}) gives them all"
+                if below
+                else f"{run_dir}: not a run dir (it holds neither .hydra/overrides.yaml nor summary.json)"
+            )
+        return cls(**vars(load_run(path)))
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -183,6 +192,19 @@ class Run(ReportedRun):
         if self.checkpoint is None:
             raise UserError(f"{self.dir}: no checkpoint here ({self.error or 'the run wrote none'})")
         return load(self.checkpoint, kernel, device)
+
+
+def runs(folder: str | Path) -> list[Run]:
+    """The runs under a folder (a sweep dir, outputs/, any folder of runs), as gpt.report finds them: a sweep's in
+    job order, others by path.
+
+    >>> gpt.curves(gpt.runs("multirun/2026-12-01/10-00-00-phases"))
+    """
+    from gpt.reporting import find_runs
+
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: no such folder")
+    return [Run(**vars(run)) for run in find_runs(Path(folder))[0]]
 
 
 def curves(runs: list[Run] | Run) -> Figure:

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 import kernels
 from gpt.config import PHASES
 from gpt.machine import describe_machine
-from gpt.run_dirs import ERROR, HYDRA_DIR, METRICS, SUMMARY, run_kernel, run_overrides, run_phase
+from gpt.run_dirs import ERROR, METRICS, SUMMARY, run_kernel, run_overrides, run_phase, runs_under
 
 PHASE_TITLES = {name: f"{phase.number} {phase.title}" for name, phase in PHASES.items()}
 LINE_STYLES = ("-", ":", "-.", "--")  # one per attention backend, in kernels.BACKENDS' order
@@ -121,10 +121,7 @@ def validation_curve(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def find_runs(root: Path) -> tuple[list[Run], list[str]]:
     """The runs under root, and the overrides they all share; each run is labelled by the rest of its own."""
-    found = [*root.rglob(f"{HYDRA_DIR}/overrides.yaml"), *root.rglob(SUMMARY)]
-    dirs = {path.parent.parent if path.name == "overrides.yaml" else path.parent for path in found}
-    dirs = {d for d in dirs if "wandb" not in d.parts}
-    runs = sorted((load_run(d) for d in dirs), key=lambda run: run.sort_key)
+    runs = sorted((load_run(run_dir) for run_dir in runs_under(root)), key=lambda run: run.sort_key)
     shared = [o for o in runs[0].overrides if all(o in run.overrides for run in runs)] if len(runs) > 1 else []
     for run in runs:
         run.label = " ".join(o for o in run.overrides if o not in shared) or run.dir.name

@@ -34,6 +34,19 @@ CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = f"{CHECKPOINTS}/last.ckpt"
 
 
+RUN_MARKERS = (f"{HYDRA_DIR}/overrides.yaml", SUMMARY)  # a folder holding either is a run dir (gpt.report's runs)
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in RUN_MARKERS)
+
+
+def runs_under(root: Path) -> set[Path]:
+    """The run dirs under root, root itself included (W&B's own folders left out)."""
+    found = {Path(*path.parts[: -len(Path(marker).parts)]) for marker in RUN_MARKERS for path in root.rglob(marker)}
+    return {run_dir for run_dir in found if "wandb" not in run_dir.relative_to(root).parts}
+
+
 def hydra_record(run_dir: Path, name: str) -> DictConfig | ListConfig | None:
     """A file Hydra wrote in run_dir/.hydra/, or None where it is absent or unreadable (cut short, edited by hand):
     such a run's phase, kernel or overrides are unknown, which stops no command that looks through the runs."""

@@ -153,6 +153,12 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
     assert "optim.algorithm=muon with model=bigram" in runs[0].error and runs[0].checkpoint is None
     assert runs[1].error is None and runs[1].summary["steps"] == 4
     assert (tmp_path / "sweep" / "report.md").is_file()
+    described = lambda runs: [(run.dir, run.error, run.summary) for run in runs]
+    assert described(gpt.runs(tmp_path / "sweep")) == described(runs)  # read back from the folder, in job order
+    with pytest.raises(gpt.UserError, match=r"sweep: a folder of 2 runs, not one run; gpt.runs\('.*sweep'\) gives"):
+        gpt.Run.at(tmp_path / "sweep")
+    with pytest.raises(gpt.UserError, match="not a run dir"):
+        gpt.Run.at(runs[1].dir / "checkpoints")
     assert [len(ax.lines) for ax in gpt.curves(runs).axes] == [1, 1]  # the failed job has no curve
     assert [len(ax.lines) for ax in gpt.curves(runs[1]).axes] == [1, 1]  # one run, not in a list
     assert runs[1].metrics["train/loss"].notna().any()
