@@ -72,7 +72,9 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     is one); `requested` is the attention backend asked for (kernel=NAME; None: the checkpoint's own, see
     reading_backend). A missing file and an unknown backend are refused before torch is imported. Built as
     LanguageModelModule builds it, from the same hyper-parameters, without Lightning."""
-    ckpt = checkpoint_at(path, "ckpt")  # a run dir, as resume= takes one, or a .ckpt file
+    ckpt = checkpoint_at(
+        path, "ckpt", "no such file; give a .ckpt file, or a run dir (its checkpoints/last.ckpt is read)"
+    )
     if requested is not None:
         kernels.lookup(requested)
     import torch  # loaded once the options are known good

@@ -85,29 +85,27 @@ def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
                 "give resume=PATH (a run dir or a .ckpt file)"
             )
         return max(candidates, key=lambda p: p.stat().st_mtime)
-    return checkpoint_at(resume, "resume", "; or resume=auto")
-
-
-def checkpoint_at(given: str, option: str, alternative: str = "") -> Path:
-    """The checkpoint that `option=given` names (ckpt=, resume=): a .ckpt file, or a run dir's checkpoints/last.ckpt.
-    Refused in one line otherwise; a folder of runs (a sweep dir, runs_dir) is told to name one of them."""
-    path = Path(given).expanduser()
-    if path.is_dir():
-        if (path / LAST_CHECKPOINT).is_file():
-            return path / LAST_CHECKPOINT
-        runs = [*path.glob(f"*/{LAST_CHECKPOINT}"), *path.glob(f"*/*/{LAST_CHECKPOINT}")]
-        if runs:
-            newest = max(runs, key=lambda p: p.stat().st_mtime).parent.parent
-            raise UserError(
-                f"{option}={given}: a folder of runs ({len(runs)} with a checkpoint), not one run; give one of "
-                f"them, e.g. {option}={newest} (the newest){alternative}"
-            )
-    elif path.is_file():
-        return path
-    missing = f"no {LAST_CHECKPOINT} in this folder" if path.is_dir() else "no such file"
-    raise UserError(
-        f"{option}={given}: {missing}; give a .ckpt file, or a run dir (its {LAST_CHECKPOINT} is read){alternative}"
+    return checkpoint_at(
+        resume,
+        "resume",
+        f"no checkpoint there; give a run dir (holding {LAST_CHECKPOINT}), a .ckpt file, or resume=auto",
     )
+
+
+def checkpoint_at(given: str, option: str, refusal: str) -> Path:
+    """The checkpoint that `option=given` names (ckpt=, resume=): a .ckpt file, or a run dir's checkpoints/last.ckpt.
+    Otherwise `option=given: refusal`, in one line, which for a folder of runs (a sweep dir, runs_dir) also names
+    one of them."""
+    path = Path(given).expanduser()
+    if path.is_file():
+        return path
+    if (path / LAST_CHECKPOINT).is_file():
+        return path / LAST_CHECKPOINT
+    runs = [*path.glob(f"*/{LAST_CHECKPOINT}"), *path.glob(f"*/*/{LAST_CHECKPOINT}")] if path.is_dir() else []
+    if runs:
+        newest = max(runs, key=lambda p: p.stat().st_mtime).parent.parent
+        refusal += f"; this is a folder of runs ({len(runs)} with a checkpoint): e.g. {option}={newest} (the newest)"
+    raise UserError(f"{option}={given}: {refusal}")
 
 
 _CLAIMED: dict[str, str] = {}  # the command's fresh run dirs (Hydra may resolve the run dir more than once)
