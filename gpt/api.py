@@ -31,7 +31,7 @@ from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import load_run
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS, is_run_dir, runs_under
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, is_run_dir, runs_under
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,7 +154,7 @@ class Run(ReportedRun):
             raise UserError(
                 f"{run_dir}: a folder of {len(below)} runs, not one run; gpt.runs({str(run_dir)!r}) gives them all"
                 if below
-                else f"{run_dir}: not a run dir (it holds neither .hydra/overrides.yaml nor summary.json)"
+                else f"{run_dir}: not a run dir (it holds neither {' nor '.join(RUN_MARKERS)})"
             )
         return cls(**vars(load_run(path)))
 

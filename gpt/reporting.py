@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 import kernels
 from gpt.config import PHASES
 from gpt.machine import describe_machine
-from gpt.run_dirs import ERROR, METRICS, SUMMARY, run_kernel, run_overrides, run_phase, runs_under
+from gpt.run_dirs import ERROR, METRICS, RUN_MARKERS, SUMMARY, run_kernel, run_overrides, run_phase, runs_under
 
 PHASE_TITLES = {name: f"{phase.number} {phase.title}" for name, phase in PHASES.items()}
 LINE_STYLES = ("-", ":", "-.", "--")  # one per attention backend, in kernels.BACKENDS' order
@@ -270,7 +270,7 @@ def write_report(root: Path) -> Path:
     root = Path(root)
     runs, shared = find_runs(root)
     if not runs:
-        raise FileNotFoundError(f"{root}: no runs here (a run dir holds .hydra/overrides.yaml or summary.json)")
+        raise FileNotFoundError(f"{root}: no runs here (a run dir holds {' or '.join(RUN_MARKERS)})")
     colour = colours(runs)
     curves_figure(runs, colour).savefig(root / "val_loss.png", dpi=120, bbox_inches="tight")
     plot_totals(runs, colour, root / "final.png")
