@@ -31,7 +31,7 @@ from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import load_run
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, is_run_dir, runs_under
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, is_run_dir, runs_near
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,7 +150,7 @@ class Run(ReportedRun):
         if not path.is_dir():
             raise UserError(f"{run_dir}: no such run dir")
         if not is_run_dir(path):
-            below = runs_under(path)
+            below = runs_near(path)
             raise UserError(
                 f"{run_dir}: a folder of {len(below)} runs, not one run; gpt.runs({str(run_dir)!r}) gives them all"
                 if below

@@ -41,10 +41,29 @@ def is_run_dir(path: Path) -> bool:
     return any((path / marker).is_file() for marker in RUN_MARKERS)
 
 
+def holding(root: Path, names: tuple[str, ...], levels: tuple[str, ...]) -> set[Path]:
+    """The folders under root that hold one of names (paths relative to such a folder), at the glob `levels` ("**":
+    any depth, root included; "*", "*/*": one or two levels down)."""
+    return {
+        Path(*path.parts[: -len(Path(name).parts)])
+        for name in names
+        for level in levels
+        for path in root.glob(f"{level}/{name}")
+    }
+
+
 def runs_under(root: Path) -> set[Path]:
     """The run dirs under root, root itself included (W&B's own folders left out)."""
-    found = {Path(*path.parts[: -len(Path(marker).parts)]) for marker in RUN_MARKERS for path in root.rglob(marker)}
-    return {run_dir for run_dir in found if "wandb" not in run_dir.relative_to(root).parts}
+    return {
+        run_dir for run_dir in holding(root, RUN_MARKERS, ("**",)) if "wandb" not in run_dir.relative_to(root).parts
+    }
+
+
+def runs_near(folder: Path, *names: str) -> set[Path]:
+    """The folders one or two levels under `folder` (a sweep's jobs, runs_dir's DAY/TIME runs) holding one of names
+    (by default what makes a run dir): a shallow look, for a refusal of a folder given where one run was meant,
+    which may be any folder at all (a home, /)."""
+    return holding(folder, names or RUN_MARKERS, ("*", "*/*"))
 
 
 def hydra_record(run_dir: Path, name: str) -> DictConfig | ListConfig | None:
@@ -101,9 +120,9 @@ def checkpoint_at(given: str, option: str, refusal: str) -> Path:
         return path
     if (path / LAST_CHECKPOINT).is_file():
         return path / LAST_CHECKPOINT
-    runs = [*path.glob(f"*/{LAST_CHECKPOINT}"), *path.glob(f"*/*/{LAST_CHECKPOINT}")] if path.is_dir() else []
+    runs = runs_near(path, LAST_CHECKPOINT) if path.is_dir() else set()
     if runs:
-        newest = max(runs, key=lambda p: p.stat().st_mtime).parent.parent
+        newest = max(runs, key=lambda run: (run / LAST_CHECKPOINT).stat().st_mtime)
         refusal += f"; this is a folder of runs ({len(runs)} with a checkpoint): e.g. {option}={newest} (the newest)"
     raise UserError(f"{option}={given}: {refusal}")
 
