@@ -106,14 +106,17 @@ class CharDataModule(L.LightningDataModule):
             raise UserError(f"{exc}, or data.tokenizer=bytes to train on its bytes") from None
         parts = splits(tokens, self.train_fraction, self.test_fraction)
         self.train_data, self.val_data = parts["train"], parts["val"]
-        for split_name, part, key, windows in (
+        uses = (
             ("train", self.train_data, "batch_size", self.batch_size),
             ("validation", self.val_data, "val_windows", self.val_windows),
-        ):
+        )
+        # a window is block_size + 1 tokens (inputs and targets shifted by one); a split must hold two of them
+        largest_block = min(len(part) for _, part, _, _ in uses) - 2
+        for split_name, part, key, windows in uses:
             if len(part) <= self.block_size + 1:
                 fits = (
-                    f"use data.block_size <= {len(part) - 2} or a longer text"
-                    if len(part) > 2
+                    f"use data.block_size <= {largest_block} (it must fit every split) or a longer text"
+                    if largest_block > 0
                     else "the text is too short to train on: give a longer one"
                 )
                 raise UserError(

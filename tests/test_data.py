@@ -1,6 +1,7 @@
 """Corpus resolution and validation, and the window sampling the training and validation sets use."""
 
 import hashlib
+import re
 
 import pytest
 import torch
@@ -135,3 +136,16 @@ def test_split_is_contiguous_and_validation_fixed_across_seeds(short_text):
 def test_block_size_larger_than_a_split_is_refused(short_text):
     with pytest.raises(UserError, match=r"data\.block_size=100 does not fit the validation split"):
         make_datamodule(short_text, block_size=100)
+
+
+def test_the_block_size_suggested_for_a_short_split_fits_every_split(tmp_path):
+    """A train split too short for the block size gets a bound that the (shorter) validation split takes too."""
+    text = tmp_path / "small.txt"
+    text.write_text("hello world " * 10)  # 120 characters: 108 to train on, 12 to validate on
+    with pytest.raises(UserError, match=r"block_size=110 does not fit the train split") as refusal:
+        make_datamodule(text, block_size=110, batch_size=1, val_windows=1)
+    largest = int(re.search(r"data\.block_size <= (\d+)", str(refusal.value)).group(1))
+    assert largest == 12 - 2
+    make_datamodule(text, block_size=largest, batch_size=1, val_windows=1)
+    with pytest.raises(UserError, match="does not fit the validation split"):
+        make_datamodule(text, block_size=largest + 1, batch_size=1, val_windows=1)
