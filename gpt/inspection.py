@@ -116,6 +116,11 @@ def split_ids(data: DictConfig, split_name: str, tokenizer: Tokenizer) -> tuple[
                             data.get("path_env", "GPT_DATA"))  # fmt: skip
     tokens, own = encoded_corpus(corpus, tokenizer.name)
     part = splits(tokens, data.train_fraction, data.get("test_fraction") or 0.0)[split_name]
+    if len(part) < 2:
+        raise UserError(
+            f"the {split_name} split of {corpus} has fewer than 2 {tokenizer.units}: nothing to predict; give a "
+            "longer text, or another split"
+        )
     if own.vocab == tokenizer.vocab:
         return corpus, part
     present = np.bincount(part, minlength=own.vocab_size) > 0

@@ -1,6 +1,8 @@
 """The corpus tokenized once and memory-mapped after (gpt/token_cache.py): the same ids as CharTokenizer, the same
 batches as the in-memory corpus, one encoding per text, a new one for a changed text, never a damaged one trusted."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,12 @@ def test_a_split_in_another_vocabulary_is_mapped_to_it(tmp_path):
     data = OmegaConf.create({"name": "text", "path": str(path), "url": None, "sha256": None, "train_fraction": 0.5})
     _, ids = split_ids(data, "val", checkpoint)
     assert np.array_equal(ids, checkpoint.encode(TEXT[len(TEXT) // 2 :]))
+
+
+def test_a_split_too_short_to_score_is_named(tmp_path):
+    """One character in the validation split predicts nothing: the refusal names that split and its file."""
+    path = tmp_path / "text.txt"
+    path.write_text("ab", encoding="utf-8")
+    data = OmegaConf.create({"name": "text", "path": str(path), "url": None, "sha256": None, "train_fraction": 0.5})
+    with pytest.raises(UserError, match=rf"the val split of {re.escape(str(path))} has fewer than 2 characters"):
+        split_ids(data, "val", CharTokenizer.from_text("ab"))
