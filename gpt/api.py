@@ -31,7 +31,7 @@ from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import load_run
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, is_run_dir, runs_near
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, check_folder, is_run_dir, runs_near
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,8 +147,7 @@ class Run(ReportedRun):
         >>> gpt.Run.at("outputs/2026-12-01/10-00-00-gpt").summary["val_bpc"]
         """
         path = Path(run_dir)
-        if not path.is_dir():
-            raise UserError(f"{run_dir}: no such run dir")
+        check_folder(path, "run dir")
         if not is_run_dir(path):
             below = runs_near(path)
             raise UserError(
@@ -202,8 +201,7 @@ def runs(folder: str | Path) -> list[Run]:
     """
     from gpt.reporting import find_runs
 
-    if not Path(folder).is_dir():
-        raise UserError(f"{folder}: no such folder")
+    check_folder(Path(folder))
     return [Run(**vars(run)) for run in find_runs(Path(folder))[0]]
 
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gpt.errors import UserError
 from gpt.reporting import write_report
+from gpt.run_dirs import check_folder
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a sweep dir (multirun/...), a run dir, or any folder of runs")
     args = parser.parse_args(argv)
-    if not args.dir.is_dir():
-        parser.exit(2, f"error: {args.dir}: no such folder\n")
     try:
+        check_folder(args.dir)
         print(write_report(args.dir))
-    except FileNotFoundError as exc:
+    except (UserError, FileNotFoundError) as exc:
         parser.exit(2, f"error: {exc}\n")
 
 

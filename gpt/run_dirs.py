@@ -41,6 +41,16 @@ def is_run_dir(path: Path) -> bool:
     return any((path / marker).is_file() for marker in RUN_MARKERS)
 
 
+def check_folder(path: Path, what: str = "folder") -> None:
+    """Refuse, in one line, a path that is not a folder: missing, or a file (a checkpoint given for its run dir)."""
+    if path.is_dir():
+        return
+    if not path.exists():
+        raise UserError(f"{path}: no such {what}")
+    run_dir = next((parent for parent in path.parents[:2] if is_run_dir(parent)), None)
+    raise UserError(f"{path}: a file, not a {what}" + (f"; its run dir is {run_dir}" if run_dir else ""))
+
+
 def holding(root: Path, names: tuple[str, ...], levels: tuple[str, ...]) -> set[Path]:
     """The folders under root that hold one of names (paths relative to such a folder), at the glob `levels` ("**":
     any depth, root included; "*", "*/*": one or two levels down)."""

@@ -3,6 +3,7 @@ one-line refusals (as an exception), the same samples, evaluations and attention
 
 import datetime
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: gpt.load(tmp_path), "no such file"),  # a folder without checkpoints/last.ckpt
         (lambda: gpt.load(trained["folder"]), r"no such file; .*; this is a folder of runs \(2 with a checkpoint\)"),
         (lambda: gpt.Run.at(tmp_path / "none"), "no such run dir"),
+        (lambda: gpt.Run.at(ckpt), rf"a file, not a run dir; its run dir is {re.escape(str(run_dir))}$"),
+        (lambda: gpt.runs(ckpt), rf"{re.escape(str(ckpt))}: a file, not a folder; its run dir is "),
         (lambda: gpt.compose(command="sampl"), "command='sampl': allowed are train, sample, evaluate, attention"),
         (lambda: model.sample("He", temperature="hot"), "temperature: Value 'hot' of type 'str' could not be conv"),
         (lambda: model.sample("He", top_k=2.5), "top_k: Value '2.5' of type 'float' could not be converted to Int"),

@@ -186,6 +186,8 @@ def test_the_report_works_on_a_single_run_and_refuses_an_empty_folder(tmp_path, 
     assert report.returncode == 0, report.stderr
     assert "| run |" in (run / "report.md").read_text() and (run / "val_loss.png").stat().st_size > 10_000
     assert_one_line_error(run_entry("gpt.report", str(tmp_path / "home")), "no such folder")
+    last = str(run / "checkpoints" / "last.ckpt")  # a checkpoint given for its run
+    assert_one_line_error(run_entry("gpt.report", last), f"{last}: a file, not a folder; its run dir is {run}")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_entry("gpt.report", str(tmp_path / "empty")), "no runs here")
 
