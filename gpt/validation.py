@@ -39,7 +39,7 @@ class Range:
         closing = ")" if self.high_open or self.high is None else "]"
         return f"{opening}{low}, {high}{closing}"
 
-    def describe(self) -> str:
+    def describe(self, value: object) -> str:
         return f"must be in {self}" + (f"; {self.hint}" if self.hint else "")
 
 
@@ -48,12 +48,14 @@ class OneOf:
     """The allowed spellings of a string option."""
 
     values: tuple[str, ...]
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # spellings refused, with why
 
     def __contains__(self, value: object) -> bool:
         return value in self.values
 
-    def describe(self) -> str:
-        return f"allowed are {', '.join(self.values)}"
+    def describe(self, value: object) -> str:
+        why = self.left_out.get(str(value))
+        return (f"{why}; " if why else "") + f"allowed are {', '.join(self.values)}"
 
 
 POSITIVE, NON_NEGATIVE, FRACTION = Range(1), Range(0), Range(0, 1, high_open=True)
@@ -103,7 +105,16 @@ RANGES = {
     "inspect.stride": POSITIVE,
 }
 # ... and every string option's spellings: what check_config holds each option to
-ALLOWED = {**RANGES, **{key: OneOf(values) for key, values in CHOICES.items()}}
+# ... of which these spellings, taken elsewhere (by Lightning), are refused here, with why
+LEFT_OUT = {
+    "trainer.precision": {
+        "16-true": "fp16 weights and optimiser state: AdamW's eps (1e-8) rounds to 0 in fp16, and training diverges "
+        "at once; 16-mixed keeps the weights in fp32",
+        "16": "Lightning's old name for 16-mixed",
+        "bf16": "Lightning's old name for bf16-mixed",
+    }
+}
+ALLOWED = {**RANGES, **{key: OneOf(values, LEFT_OUT.get(key, {})) for key, values in CHOICES.items()}}
 
 
 def check_known_keys(cfg: DictConfig, prefix: str = "") -> None:
@@ -131,7 +142,7 @@ def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> 
     for key, allowed in allowed_values.items():
         value = OmegaConf.select(cfg, key)
         if value is not None and value not in allowed:
-            raise UserError(f"{key}={value}: {allowed.describe()}")
+            raise UserError(f"{key}={value}: {allowed.describe(value)}")
 
 
 def has_wandb_credentials() -> bool:
@@ -172,13 +183,14 @@ def kept_scores_bytes(cfg: DictConfig) -> int:
     triton_naive; 0 for the others): each of the n_layer layers keeps its batch x heads x T x T probabilities (or,
     compiled, the scores they are recomputed from) for the backward, and, run eagerly, the layer being computed
     holds its scores as well while the softmax turns them into probabilities (compiled, Inductor may write the one
-    over the other). n_layer (+ 1) tensors of that size, at 2 bytes an element in 16-bit precision, 4 in 32-bit."""
+    over the other). n_layer (+ 1) tensors of that size, at 2 bytes an element in 16-bit precision, 4 in 32-bit, 8 in
+    64-bit."""
     model = cfg.model
     if "backend" not in model or not kernels.lookup(cfg.kernel.backend).keeps_scores:
         return 0
     scores = cfg.data.batch_size * model.get("n_head", 1) * cfg.data.block_size**2
     tensors = model.get("n_layer", 1) + (0 if cfg.compile else 1)
-    return tensors * scores * (4 if str(cfg.trainer.precision) == "32" else 2)
+    return tensors * scores * {"32": 4, "64": 8}.get(str(cfg.trainer.precision)[:2], 2)
 
 
 def check_attention_fits(cfg: DictConfig, device: str, memory: int) -> None:
@@ -276,7 +288,13 @@ def check_config(cfg: DictConfig) -> None:
         )
     if "backend" in model:  # the bigram phase has no attention
         head_dim = model.n_embd // model.get("n_head", 1)
-        kernels.check_backend(cfg.kernel.backend, dropout_p=model.dropout, head_dim=head_dim)
+        backend = kernels.check_backend(cfg.kernel.backend, dropout_p=model.dropout, head_dim=head_dim)
+        if backend.triton and str(cfg.trainer.precision).startswith("64"):
+            raise UserError(
+                f"trainer.precision={cfg.trainer.precision} with kernel={backend.name}: its Triton kernels take "
+                "float32, bfloat16 or float16 tensors, not float64; use kernel=eager or kernel=sdpa, or "
+                "trainer.precision=32"
+            )
     elif cfg.optim.algorithm == "muon":
         raise UserError(
             "optim.algorithm=muon with model=bigram: Muon trains the hidden weight matrices of attention layers, "

@@ -68,7 +68,9 @@ def test_everyday_overrides_are_spelled_as_documented():
         ("model.n_head=5", ["model.n_embd=128", "model.n_head=5", "one of [1, 2, 4"]),
         ("kernel.backend=flash", ["kernel=flash", "eager, sdpa, triton_naive, triton"]),
         ("kernel=triton model.dropout=0.1", ["model.dropout=0.1", "kernel=triton", "no attention dropout"]),
-        ("trainer.precision=16", ["trainer.precision=16", "bf16-mixed"]),
+        ("trainer.precision=16", ["trainer.precision=16", "Lightning's old name for 16-mixed", "allowed are 32,"]),
+        ("trainer.precision=16-true", ["trainer.precision=16-true", "AdamW's eps", "allowed are 32, 32-true"]),
+        ("trainer.precision=64 kernel=triton", ["trainer.precision=64 with kernel=triton", "not float64"]),
         ("compile=fast", ["compile=fast", "allowed are false, true, default, reduce-overhead"]),
         ("+optim.weight_decy=0.2", ["optim.weight_decy", "not in 'OptimConfig'", "allowed keys here:", "weight_decay"]),
         ("model=null", ["config group was given null", "--help lists"]),  # Hydra's own ValueError, made one line

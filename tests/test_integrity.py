@@ -216,7 +216,9 @@ def test_every_numeric_option_is_refused_outside_its_range(key, value):
         cfg = compose("config", [f"{key}={value}"])
     with pytest.raises(UserError) as refused:
         check_config(cfg)
-    assert str(refused.value) == f"{key}={OmegaConf.select(cfg, key)}: {RANGES[key].describe()}"
+    assert (
+        str(refused.value) == f"{key}={OmegaConf.select(cfg, key)}: {RANGES[key].describe(OmegaConf.select(cfg, key))}"
+    )
     assert str(refused.value).startswith(f"{key}={OmegaConf.select(cfg, key)}: must be in {RANGES[key]}")
 
 

@@ -318,3 +318,29 @@ def test_compile_compiles_the_training_and_validation_steps(setting, mode, tmp_p
     assert calls["validation"] == 2 + 2 * 8 // 4
     checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
     assert all(key.startswith("model.") for key in checkpoint["state_dict"])  # the plain parameter names
+
+
+def test_64_bit_training_follows_32_bit_training_in_float64(tmp_path, war_and_peace):
+    """trainer.precision=64 (Lightning's 64-true) keeps the weights in float64: the same seed and batches give fp32's
+    losses to fp32's rounding, and the checkpoint holds float64 weights."""
+    curves = {}
+    for precision in ("32-true", "64"):
+        run_dir = tmp_path / precision
+        summary = train_composed(
+            *tiny_except("trainer.max_steps", "trainer.val_check_interval", "sample.max_new_tokens"),
+            "trainer.max_steps=4",
+            "trainer.val_check_interval=4",
+            "sample.max_new_tokens=1",
+            "trainer.log_every_n_steps=1",
+            f"trainer.precision={precision}",
+            run_dir=run_dir,
+            env={"GPT_DATA": str(war_and_peace)},
+        )
+        curves[precision] = train_losses(run_dir)
+        weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"].values()
+        assert {w.dtype for w in weights if w.is_floating_point()} == {
+            torch.float64 if precision == "64" else torch.float32
+        }
+    assert summary["precision"] == "64-true"
+    assert curves["32-true"][-1] < curves["32-true"][0]
+    assert curves["64"] == pytest.approx(curves["32-true"], abs=1e-4)
