@@ -29,9 +29,16 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manyli
 # Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
 RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
 
-.PHONY: install train test tour format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling sample clean \
-	kernels-compile gpu-check wheelhouse
+.PHONY: help install train test tour format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling \
+	sample clean kernels-compile gpu-check wheelhouse
 
+## The targets and what each does (the ## lines above each in this file); `make` alone prints it.
+help:
+	@awk '/^## /{doc[++n] = substr($$0, 4); next} \
+	      /^[a-z][a-z-]*:/ && n {split($$0, t, ":"); for (i = 1; i <= n; i++) printf "%-17s %s\n", i == 1 ? t[1] : "", doc[i]} \
+	      {n = 0}' $(MAKEFILE_LIST)
+
+## Make .venv and install the project into it (torch first, pinned); every other target runs it first.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -119,7 +126,7 @@ kernels-compile: install
 gpu-check:
 	$(RUN_PY) experiments/scripts/gpu_check.py $(ARGS)
 
-## Wheels of what the GPU machines lack (hydra-core, omegaconf, wandb and its needs) for Python $(GPU_PYTHON).
+## Wheels of what the GPU machines lack (hydra-core, omegaconf, wandb and its needs) for their Python (GPU_PYTHON).
 wheelhouse: install
 	rm -rf .whl && mkdir -p .whl
 	$(PY) -m pip download -q --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
@@ -134,5 +141,6 @@ sample: install
 	$(NEED_CKPT)
 	$(PY) -m gpt.sample ckpt=$(CKPT) $(if $(PROMPT),'prompt="$(PROMPT_QUOTED)"') $(ARGS)
 
+## Remove the run dirs (outputs/, multirun/) and pytest's cache.
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -11,13 +11,17 @@ from conftest import REPO
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 
-def dry_run(folder, *arguments: str) -> subprocess.CompletedProcess:
-    """`make -n ARGUMENTS` as typed at a shell: not as a sub-make of `make test`, which would add its own variables
-    and its "Entering directory" lines."""
+def make(folder, *arguments: str) -> subprocess.CompletedProcess:
+    """`make ARGUMENTS` in folder, with the Makefile, as typed at a shell: not as a sub-make of `make test`, which
+    would add its own variables and its "Entering directory" lines."""
     for name in ("Makefile", "pyproject.toml"):  # the install rule's prerequisites
         shutil.copy(REPO / name, folder)
     env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    return subprocess.run(["make", "-n", *arguments], cwd=folder, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(["make", *arguments], cwd=folder, capture_output=True, text=True, timeout=60, env=env)
+
+
+def dry_run(folder, *arguments: str) -> subprocess.CompletedProcess:
+    return make(folder, "-n", *arguments)  # nothing is run, or installed
 
 
 @pytest.mark.parametrize(
@@ -70,3 +74,13 @@ def test_the_prompt_reaches_gpt_sample_as_typed_through_the_shell_and_hydra(tmp_
     line = dry_run(tmp_path, "sample", f"PROMPT={prompt}", "CKPT=run").stdout.splitlines()[-1]
     override = next(word for word in shlex.split(line) if word.startswith("prompt="))
     assert OverridesParser.create().parse_override(override).value() == prompt
+
+
+def test_make_alone_lists_every_target_with_what_it_does(tmp_path):
+    """`make` (and `make help`) prints each target the Makefile declares phony, with its ## description."""
+    listed = make(tmp_path).stdout
+    assert listed == make(tmp_path, "help").stdout
+    described = {line.split()[0]: line for line in listed.splitlines() if line[:1].strip()}
+    phony = (REPO / "Makefile").read_text().split(".PHONY:")[1].split("\n\n")[0].replace("\\", " ").split()
+    assert sorted(described) == sorted(phony)
+    assert all(len(line.split()) > 3 for line in described.values()), listed
