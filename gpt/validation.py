@@ -104,8 +104,7 @@ RANGES = {
     **{f"sample.{key}": allowed for key, allowed in SAMPLE_RANGES.items() if key != "seed"},
     "inspect.stride": POSITIVE,
 }
-# ... and every string option's spellings: what check_config holds each option to
-# ... of which these spellings, taken elsewhere (by Lightning), are refused here, with why
+# Spellings of string options that are taken elsewhere (by Lightning) and refused here, with why
 LEFT_OUT = {
     "trainer.precision": {
         "16-true": "fp16 weights and optimiser state: AdamW's eps (1e-8) rounds to 0 in fp16, and training diverges "
@@ -114,6 +113,7 @@ LEFT_OUT = {
         "bf16": "Lightning's old name for bf16-mixed",
     }
 }
+# ... and every string option's spellings: what check_config holds each option to
 ALLOWED = {**RANGES, **{key: OneOf(values, LEFT_OUT.get(key, {})) for key, values in CHOICES.items()}}
 
 
