@@ -5,7 +5,8 @@ misspelt key, a wrong type, an option a phase lacks) stops the sweep at once, wi
 is spent. What can only fail once a job runs (values that don't fit together, a kernel that cannot run here,
 a diverged loss, a bug) would end a Hydra sweep without a summary. Here it becomes `error.txt` in that job's
 dir, one `error:` line on the console and a "failed" row in the sweep's report; the other jobs run and keep
-their results, and the sweep exits non-zero.
+their results, and the sweep exits non-zero. A job stopped by Ctrl-C or SIGTERM (its checkpoint saved) ends the
+sweep, and the report of the jobs run is written then.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
     job_dir = Path(hydra.runtime.output_dir)
     try:
         val_loss = train(cfg)
+    except SystemExit:  # Ctrl-C or SIGTERM: the job saved its checkpoint and said how to resume it; the sweep ends
+        report_a_stopped_sweep(hydra)
+        raise
     except USER_ERRORS as exc:
         message, detail = describe_user_error(exc), ""
     except Exception as exc:  # a bug: keep its traceback in the job's error.txt, not on the console
@@ -43,6 +47,19 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
     # Optuna's sweeper plugin crashes on a NaN (it reports the trial failed, then tells optuna the value anyway):
     # give it +inf, the worst loss, so that the search goes on; error.txt and the report still say "failed".
     return math.inf if "optuna" in str(hydra.sweeper.get("_target_", "")) else math.nan
+
+
+def report_a_stopped_sweep(hydra: DictConfig) -> None:
+    """The report of the jobs run so far, where a job stopped by a signal ends the sweep: Hydra's basic launcher,
+    which runs the jobs one after another in this process. (A cluster's jobs are processes of their own: one
+    stopping ends no other.)"""
+    if not str(hydra.launcher.get("_target_", "")).endswith(".BasicLauncher"):
+        return
+    from gpt.reporting import write_report
+
+    report = write_report(Path(hydra.sweep.dir))
+    print(f"the sweep stopped at job {hydra.job.num}, the jobs after it not started; the report of the jobs run: "
+          f"{report}", file=sys.stderr)  # fmt: skip
 
 
 class ReportAfterSweep(Callback):

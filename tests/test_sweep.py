@@ -280,3 +280,29 @@ def test_the_ablation_table_ranks_what_turning_each_technique_off_costs():
     assert "Phase 7's default" not in ablation_table(runs)
     assert ablation_table([*runs, run("no_c", 1.3, 0)]) == ablation_table(runs)  # resumed at its end: no speed
     assert ablation_table([runs[0], *runs[2:]]) == ""  # no all_on, nothing to measure against
+
+
+def test_a_job_stopped_by_a_signal_ends_the_sweep_with_a_report_of_the_jobs_run(tmp_path, war_and_peace, monkeypatch):
+    """Ctrl-C (or SIGTERM) in a job: the job checkpoints and exits 130 (tests/test_reliability.py), which ends the
+    sweep; the report is still written, of the jobs run, and the line says the jobs after it were not started."""
+    import gpt.training
+
+    train_in = gpt.training.train_in
+
+    def stopped_at_seed_2(run_dir, cfg, phase):
+        if cfg.seed == 2:
+            raise SystemExit(130)  # as train_in ends after a signal, its checkpoint saved
+        return train_in(run_dir, cfg, phase)
+
+    monkeypatch.setattr(gpt.training, "train_in", stopped_at_seed_2)
+    sweep = tmp_path / "sweep"
+    result = run_entry("gpt.train", "-m", "seed=1,2,3", "model=bigram", *TINY, f"hydra.sweep.dir={sweep}",
+                       env={"GPT_DATA": str(war_and_peace)})  # fmt: skip
+    assert result.returncode == 130, result.stderr[-3000:]
+    report = sweep / "report.md"
+    assert f"the sweep stopped at job 1, the jobs after it not started; the report of the jobs run: {report}" in (
+        result.stderr
+    )
+    rows = [line for line in report.read_text().splitlines() if line.startswith("| 0-") or line.startswith("| 1-")]
+    assert len(rows) == 2 and rows[0].endswith("| ok |") and rows[1].endswith("| did not finish |"), rows
+    assert not list(sweep.glob("2-*"))
