@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import itertools
 import json
 import math
 import os
@@ -26,10 +27,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
 from hydra.types import RunMode
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gpt.config import CONFIG_DIR
+from gpt.config import CONFIG_DIR, register_configs
 from gpt.corpus import resolve_corpus
 from gpt.errors import UserError
 from gpt.process import exit_status
@@ -204,6 +207,33 @@ def run_process(
         env=full_env,
         cwd=cwd,
     )
+
+
+def compose_preset(*overrides: str, with_hydra: bool = True) -> DictConfig:
+    """gpt.train's config for these overrides (no sweep among them), with Hydra's own node where `with_hydra`."""
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        return compose("config", list(overrides), return_hydra_config=with_hydra)
+
+
+def sweep_values(key: str, values: str) -> list[str]:
+    """The values Hydra's sweeper gives `key` for `values` (a list, a range, or glob() over a group's options)."""
+    override = OverridesParser.create().parse_override(f"{key}={values}")
+    if isinstance(override.value(), Glob):
+        return override.value().filter(sorted(p.stem for p in (REPO / "conf" / key.lstrip("+")).glob("*.yaml")))
+    return list(override.sweep_string_iterator())
+
+
+def sweep_jobs(*overrides: str) -> list[DictConfig]:
+    """The config of every job of `python -m gpt.train -m OVERRIDES` under Hydra's basic sweeper: the product of the
+    preset's sweeper params and the command line's sweeps (which replace a preset's param of the same key)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    fixed = [override.input_line for override in parsed if not override.is_sweep_override()]
+    params = {str(key): str(values) for key, values in compose_preset(*fixed).hydra.sweeper.params.items()}
+    params |= {override.input_line.split("=")[0]: override.input_line.split("=", 1)[1]
+               for override in parsed if override.is_sweep_override()}  # fmt: skip
+    choices = [[f"{key}={value}" for value in sweep_values(key, values)] for key, values in params.items()]
+    return [compose_preset(*fixed, *job, with_hydra=False) for job in itertools.product(*choices)]
 
 
 def read_summary(run_dir: Path) -> dict:

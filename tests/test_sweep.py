@@ -16,18 +16,16 @@ from conftest import (
     REPO,
     TINY,
     assert_one_line_error,
+    compose_preset,
     no_credentials,
     read_summary,
     run_entry,
     run_process,
+    sweep_jobs,
     tiny_except,
 )
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob
 from omegaconf import OmegaConf
 
-from gpt.config import register_configs
 from gpt.errors import UserError
 from gpt.reporting import Run, ablation_table
 from gpt.run_dirs import find_checkpoint
@@ -44,12 +42,6 @@ def wandb_records(run: Path) -> list[dict]:
     """The records of an offline run, read back from its .wandb file by W&B's own reader."""
     out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run)], capture_output=True, text=True, check=True)
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-
-def compose_preset(*overrides: str, with_hydra: bool = True):
-    register_configs()
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("config", list(overrides), return_hydra_config=with_hydra)
 
 
 def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_peace):
@@ -139,14 +131,6 @@ def test_a_sweep_hydra_cannot_list_or_a_sweep_preset_run_once_is_refused_in_one_
     assert not list(tmp_path.rglob(".hydra"))  # neither left a run behind
 
 
-def sweep_values(key: str, values: str) -> list[str]:
-    """The values Hydra's sweeper gives `key` for `values` (a list, a range, or glob() over a group's options)."""
-    override = OverridesParser.create().parse_override(f"{key}={values}")
-    if isinstance(override.value(), Glob):
-        return override.value().filter(sorted(p.stem for p in (REPO / "conf" / key.lstrip("+")).glob("*.yaml")))
-    return list(override.sweep_string_iterator())
-
-
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_each_of_its_jobs_validates(preset, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # long_context's trainer=gpu: as on a GPU machine
@@ -165,11 +149,9 @@ def test_every_preset_composes_and_each_of_its_jobs_validates(preset, monkeypatc
     if preset == "search":
         assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
         return
-    for key, values in params.items():
-        for value in sweep_values(key, str(values)):
-            job = compose_preset(f"+experiment={preset}", f"{key}={value}", with_hydra=False)
-            check_config(job)
-            OmegaConf.to_container(job, resolve=True)
+    for job in sweep_jobs(f"+experiment={preset}"):
+        check_config(job)
+        OmegaConf.to_container(job, resolve=True)
 
 
 def test_the_slurm_launcher_preset_composes():

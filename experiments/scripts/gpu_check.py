@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,32 +123,63 @@ def run(step: str, command: list[str], env: dict, log: Path | None = None, timeo
     return code == 0
 
 
-def train_backends(name: str, overrides: list[str], out: Path, env: dict, steps: int, timeout: float = 300) -> bool:
-    """The backends experiment (one GPT, seed and batches through eager, triton and sdpa) on the GPU in bf16, into
-    out/name: the runs, report.md and the loss curves. `overrides` may replace the experiment or the kernels."""
-    experiment = next((o for o in overrides if o.startswith("+experiment=")), "+experiment=backends")
-    shutil.rmtree(out / name, ignore_errors=True)  # a measurement again replaces the record (a sweep refuses old runs)
-    return run(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "gpt.train",
-            "-m",
-            experiment,
-            *[o for o in overrides if o != experiment],
-            "trainer=gpu",
-            f"trainer.max_steps={steps}",
-            f"trainer.val_check_interval={max(steps // 5, 10)}",
-            "trainer.log_every_n_steps=10",
-            "trainer.enable_progress_bar=false",
-            "sample.max_new_tokens=200",
-            f"hydra.sweep.dir={(out / name).relative_to(REPO)}",
-        ],
-        env,
-        out / f"{name}.log",
-        timeout=timeout,
-    )
+@dataclass(frozen=True)
+class Training:
+    """A training step: the backends sweep with `overrides`, for `steps` steps, into out/`folder`."""
+
+    folder: str
+    overrides: tuple[str, ...]
+    steps: int
+    timeout: int  # seconds
+
+
+def trainings(quick: bool) -> dict[str, Training | None]:
+    """The training steps by name; None where quick mode leaves one out. tests/test_scripts.py composes and checks
+    every job of each."""
+    steps = TRAINING_STEPS[quick]
+    compiled = Training("training-compile", ("compile=true",), steps, 600)
+    phase7 = Training("training-phase7", ("model=modern",), steps, 300)
+    return {
+        "training eager / sdpa / triton": Training("training", (), steps, 300),
+        "training with compile=true": None if quick else compiled,
+        "training with compile=reduce-overhead (cudagraphs)": Training(
+            "training-cudagraphs", ("compile=reduce-overhead", *(["kernel=sdpa,triton"] if quick else [])), steps, 600
+        ),
+        "phase 7 training eager / sdpa / triton": None if quick else phase7,
+        "long-context training at block 4096": Training(
+            "long-context",
+            ("+experiment=long_context", *(["data.val_windows=8"] if quick else [])),
+            LONG_CONTEXT_STEPS[quick],
+            600,
+        ),
+    }
+
+
+def training_arguments(training: Training, sweep_dir: Path) -> list[str]:
+    """gpt.train's arguments for the backends experiment (one GPT, seed and batches through eager, triton and sdpa)
+    on the GPU in bf16, into sweep_dir. The training's overrides may replace the experiment or the kernels."""
+    experiment = next((o for o in training.overrides if o.startswith("+experiment=")), "+experiment=backends")
+    return [
+        "-m",
+        experiment,
+        *[o for o in training.overrides if o != experiment],
+        "trainer=gpu",
+        f"trainer.max_steps={training.steps}",
+        f"trainer.val_check_interval={max(training.steps // 5, 10)}",
+        "trainer.log_every_n_steps=10",
+        "trainer.enable_progress_bar=false",
+        "sample.max_new_tokens=200",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def train_backends(training: Training, out: Path, env: dict) -> bool:
+    """One training step into out/folder: the runs, report.md and the loss curves."""
+    sweep_dir = out / training.folder
+    shutil.rmtree(sweep_dir, ignore_errors=True)  # a measurement again replaces the record (a sweep refuses old runs)
+    arguments = training_arguments(training, sweep_dir.relative_to(REPO))
+    return run(training.folder, [sys.executable, "-m", "gpt.train", *arguments], env,
+               out / f"{training.folder}.log", timeout=training.timeout)  # fmt: skip
 
 
 def summaries(sweep: Path) -> dict[str, dict]:
@@ -311,7 +343,7 @@ def main() -> int:
     results_file = out / "results.json"  # each step's last outcome, so that one step can be rerun alone
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     xdist = ["-n", str(min(14, os.cpu_count()))] if importlib.util.find_spec("xdist") else []  # compiles in parallel
-    quick, steps_count = args.quick, TRAINING_STEPS[args.quick]
+    quick = args.quick
     lengths = ["--lengths", "4096"] if quick else []
     steps = {
         "kernel tests, compiled": lambda: run(
@@ -355,29 +387,10 @@ def main() -> int:
         else lambda: run(
             "profile", [sys.executable, "-c", PROFILE.format(T=1024)], env, out / "profile-T1024.txt", timeout=120
         ),
-        "training eager / sdpa / triton": lambda: train_backends("training", [], out, env, steps_count),
-        "training with compile=true": None
-        if quick
-        else lambda: train_backends("training-compile", ["compile=true"], out, env, steps_count, timeout=600),
-        "training with compile=reduce-overhead (cudagraphs)": lambda: train_backends(
-            "training-cudagraphs",
-            ["compile=reduce-overhead", *(["kernel=sdpa,triton"] if quick else [])],
-            out,
-            env,
-            steps_count,
-            timeout=600,
-        ),
-        "phase 7 training eager / sdpa / triton": None
-        if quick
-        else lambda: train_backends("training-phase7", ["model=modern"], out, env, steps_count),
-        "long-context training at block 4096": lambda: train_backends(
-            "long-context",
-            ["+experiment=long_context", *(["data.val_windows=8"] if quick else [])],
-            out,
-            env,
-            LONG_CONTEXT_STEPS[quick],
-            timeout=600,
-        ),
+        **{
+            step: training and (lambda training=training: train_backends(training, out, env))
+            for step, training in trainings(quick).items()
+        },
     }
     for step, execute in steps.items():
         if execute is not None and (not args.only or any(word in step for word in args.only)):
