@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
-from gpt.reporting import load_run
+from gpt.reporting import has, load_run
 from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, check_folder, is_run_dir, runs_near
 
 if TYPE_CHECKING:
@@ -139,6 +139,12 @@ class Run(ReportedRun):
     >>> run = gpt.run("model=bigram")
     >>> run.dir, run.phase, run.summary["val_bpc"], run.curve.tail(1)
     """
+
+    def __repr__(self) -> str:
+        """One line: where, which phase and kernel, and how it ended (a notebook prints a list of runs)."""
+        figures = [f"val_loss {self.summary['val_loss']:.4f}"] if has(self.summary, "val_loss") else []
+        figures += [f"{self.summary['steps']} steps"] if has(self.summary, "steps") else []
+        return f"Run({str(self.dir)!r}, {', '.join([self.phase, self.kernel, self.status, *figures])})"
 
     @classmethod
     def at(cls, run_dir: str | Path) -> Run:

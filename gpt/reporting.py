@@ -54,6 +54,12 @@ class Run:
     label: str = ""
 
     @property
+    def status(self) -> str:
+        """ok, failed: its error, or did not finish; its unreadable files said first."""
+        status = f"failed: {self.error}" if self.error else ("ok" if self.summary else "did not finish")
+        return f"damaged: {', '.join(self.damaged)} unreadable; {status}" if self.damaged else status
+
+    @property
     def sort_key(self):
         num = re.match(r"\d+", self.dir.name)
         return (int(num.group()) if num else sys.maxsize, str(self.dir))
@@ -198,15 +204,12 @@ def table(runs: list[Run]) -> str:
     for run in order:
         s = run.summary or {}
         number = lambda key, fmt, s=s: format(s[key], fmt) if s.get(key) is not None else "–"
-        status = f"failed: {run.error}" if run.error else ("ok" if s else "did not finish")
-        if run.damaged:
-            status = f"damaged: {', '.join(run.damaged)} unreadable; {status}"
         rows.append(
             f"| {run.dir.name} | {PHASE_TITLES.get(run.phase, run.phase)} | {run.kernel} | "
             f"{run.label if run.label != run.dir.name else '–'} | {number('params', ',')} | {number('steps', 'd')} | "
             f"{number('val_loss', '.3f')} | {number('val_loss_full', '.3f')} / {number('val_bpc', '.3f')} | "
             f"{number('tokens_per_sec', ',.0f')} | "
-            f"{number('wall_seconds', '.0f')} | {number('peak_gpu_memory_mib', ',')} | {status.replace('|', '/')} |"
+            f"{number('wall_seconds', '.0f')} | {number('peak_gpu_memory_mib', ',')} | {run.status.replace('|', '/')} |"
         )
     return "\n".join(rows)
 

@@ -163,6 +163,10 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
     with pytest.raises(gpt.UserError, match="not a run dir"):
         gpt.Run.at(runs[1].dir / "checkpoints")
     assert [len(ax.lines) for ax in gpt.curves(runs).axes] == [1, 1]  # the failed job has no curve
+    assert repr(runs) == (  # a line each, as a notebook prints them
+        f"[Run({str(runs[0].dir)!r}, bigram, eager, failed: {runs[0].error}), "
+        f"Run({str(runs[1].dir)!r}, block, eager, ok, val_loss {runs[1].summary['val_loss']:.4f}, 4 steps)]"
+    )
     assert [len(ax.lines) for ax in gpt.curves(runs[1]).axes] == [1, 1]  # one run, not in a list
     assert runs[1].metrics["train/loss"].notna().any()
     with pytest.raises(gpt.UserError, match=r"no metrics.csv here \(optim.algorithm=muon with model=bigram"):
