@@ -37,9 +37,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # truncated, not a torch file, ...: torch's own words advise on saving, not reading
+        others = sorted(other.name for other in Path(path).parent.glob("*.ckpt") if other.name != Path(path).name)
         raise UserError(
-            f"{path}: not a readable checkpoint (damaged, truncated or not a torch file: "
-            f"{type(exc).__name__}); resume from another checkpoint or run"
+            f"{path}: not a readable checkpoint (damaged, truncated or not a torch file: {type(exc).__name__}); "
+            f"give another checkpoint" + (f" (beside it: {', '.join(others)})" if others else "")
         ) from None
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path}: not a checkpoint of this project (no hyper_parameters / state_dict)")

@@ -256,7 +256,7 @@ def test_a_corrupt_checkpoint_is_a_one_line_error_for_resume_and_sample(tmp_path
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated, as by a full disk
     result = run_entry("gpt.train", "data=text", f"data.path={short_text}", "model.n_layer=1", *TINY, f"resume={ckpt}")
-    assert_one_line_error(result, str(ckpt), "not a readable checkpoint")
+    assert_one_line_error(result, str(ckpt), "not a readable checkpoint", "(beside it: best.ckpt)")
     assert_one_line_error(run_entry("gpt.sample", f"ckpt={ckpt}"), str(ckpt), "not a readable checkpoint")
 
 
