@@ -166,6 +166,18 @@ def describe_user_error(exc: BaseException) -> str:
     return describe_config_error(exc)
 
 
+def quoted_override(override: str) -> str:
+    """key=value as one shell word holding a Hydra quoted string, key="value", which takes any character: each `"`
+    escaped for Hydra, each `'` for the shell (tests/test_config.py parses it back). An override without a value
+    gets an example instead."""
+    key, equals, value = override.partition("=")
+    if not equals:
+        return """'prompt="Well, Prince"'"""
+    # Hydra reads a backslash as an escape only before a quote: those (and one before the closing quote) doubled
+    escaped = re.sub(r'(\\*)("|$)', lambda m: m.group(1) * 2 + ('\\"' if m.group(2) else ""), value)
+    return "'" + f'{key}="{escaped}"'.replace("'", "'\\''") + "'"
+
+
 def describe_config_error(exc: Exception) -> str:
     """One line for a Hydra/OmegaConf error: which key or option was wrong, and what is allowed."""
     if isinstance(exc, MissingConfigException) and exc.options:
@@ -185,8 +197,8 @@ def describe_config_error(exc: Exception) -> str:
         return f"{target.group(1) if target else 'a config target'} refused the config: {reason}"
     if isinstance(exc, OverrideParseException):
         return (
-            f"cannot parse the override {exc.override!r} ({str(exc).splitlines()[0]}); quote values holding "
-            """spaces or special characters: 'prompt="Well, Prince"'"""
+            f"cannot parse the override {exc.override!r} ({str(exc).splitlines()[0]}); quote a value holding spaces "
+            f"or special characters: {quoted_override(exc.override)}"
         )
     if isinstance(exc, ConfigCompositionException):  # e.g. a comma in a value: Hydra's lines list the fixes
         return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -1,13 +1,17 @@
 """Every config option composes and validates; mistakes stop the run with one line naming what is allowed."""
 
+import shlex
+
 import pytest
 from conftest import REPO, assert_one_line_error, no_credentials, run_entry, run_process
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 import gpt.api
 import gpt.config
 from gpt.config import register_configs
+from gpt.errors import quoted_override
 from gpt.validation import check_config
 
 CONF = REPO / "conf"
@@ -68,6 +72,10 @@ def test_everyday_overrides_are_spelled_as_documented():
         ("model.n_head=5", ["model.n_embd=128", "model.n_head=5", "one of [1, 2, 4"]),
         ("kernel.backend=flash", ["kernel=flash", "eager, sdpa, triton_naive, triton"]),
         ("kernel=triton model.dropout=0.1", ["model.dropout=0.1", "kernel=triton", "no attention dropout"]),
+        (
+            "data.path=~/corpus.txt",
+            ["cannot parse the override 'data.path=~/corpus.txt'", """'data.path="~/corpus.txt"'"""],
+        ),
         ("trainer.precision=16", ["trainer.precision=16", "Lightning's old name for 16-mixed", "allowed are 32,"]),
         ("trainer.precision=16-true", ["trainer.precision=16-true", "AdamW's eps", "allowed are 32, 32-true"]),
         ("trainer.precision=64 kernel=triton", ["trainer.precision=64 with kernel=triton", "not float64"]),
@@ -188,3 +196,10 @@ def test_refusals_come_before_training_in_one_line_and_leave_no_run(overrides, f
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not list((tmp_path / "outputs").rglob("*"))
+
+
+@pytest.mark.parametrize("value", ["~/corpus.txt", 'It\'s "so" ~', "a\\b", "ends in \\", '\\"', "", "x=y, z"])
+def test_the_quoted_override_a_parse_error_suggests_gives_the_value_back(value):
+    """The suggestion, split as a shell splits it and parsed as Hydra parses it, is the value as typed."""
+    (word,) = shlex.split(quoted_override(f"sample.prompt={value}"))
+    assert OverridesParser.create().parse_override(word).value() == value
