@@ -10,13 +10,14 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from gpt.api import load_for_command
+from gpt.config import AttentionRunConfig
 from gpt.entry import hydra_command
 from gpt.inspection import figure_path, save_figure
 
 
 @hydra_command("attention")
 def main(cfg: DictConfig) -> None:
-    out = figure_path(cfg.out)
+    out = figure_path(cfg.out, AttentionRunConfig.out)
     figure = load_for_command(cfg).attention(cfg.text)
     print(save_figure(figure, out))
 

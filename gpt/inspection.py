@@ -238,12 +238,15 @@ def save_attention_maps(model: LanguageModel, tokenizer: Tokenizer, ids: list[in
     return save_figure(attention_figure(model, tokenizer, ids, title), path)
 
 
-def figure_path(out: str) -> Path:
+def figure_path(out: str, name: str) -> Path:
     """`out=` as the file a figure goes to, checked before anything is loaded or drawn: its suffix names a format
-    matplotlib writes (png, pdf, svg, ...)."""
+    matplotlib writes (png, pdf, svg, ...). A folder (one that exists, or a path ending in /) gets the figure as
+    `name` in it."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     path = Path(out).expanduser()
+    if path.is_dir() or out.endswith("/"):
+        path = path / name
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
     if path.suffix[1:].lower() not in formats:
         raise UserError(

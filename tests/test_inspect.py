@@ -162,6 +162,8 @@ def test_training_ends_with_the_whole_split_figures_and_the_attention_maps(tmp_p
 
     drawn = run_entry("gpt.attention", f"ckpt={ckpt}", "text='the lazy dog'", f"out={tmp_path / 'maps.png'}")
     assert drawn.returncode == 0 and (tmp_path / "maps.png").is_file(), drawn.stderr
+    into_a_folder = run_entry("gpt.attention", f"ckpt={ckpt}", "text=the", f"out={tmp_path / 'figures'}/")
+    assert into_a_folder.stdout.strip() == str(tmp_path / "figures" / "attention.png"), into_a_folder.stderr
     for module, override, fragments in (
         ("gpt.evaluate", "stride=17", ("stride=17 is more than the model's block_size=16", "1 .. 16")),
         ("gpt.evaluate", "split=test", ("split=test", "no test split", "allowed: train, val")),
