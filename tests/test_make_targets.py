@@ -68,7 +68,9 @@ def test_the_newest_sweep_and_run_are_the_defaults_and_the_prompt_goes_quoted(tm
     assert "prompt" not in dry_run(tmp_path, "sample").stdout.splitlines()[-1]  # none given: the default start
 
 
-@pytest.mark.parametrize("prompt", ["Prince Andrew's", 'He said "Well"', "'quoted' and \"quoted\"", "a, b = c"])
+@pytest.mark.parametrize(
+    "prompt", ["Prince Andrew's", 'He said "Well"', "'quoted' and \"quoted\"", "a, b = c", "$5 or $$HOME or $(x)"]
+)
 def test_the_prompt_reaches_gpt_sample_as_typed_through_the_shell_and_hydra(tmp_path, prompt):
     """The recipe's line as the shell splits it (shlex) and Hydra then parses its override: the same characters."""
     line = dry_run(tmp_path, "sample", f"PROMPT={prompt}", "CKPT=run").stdout.splitlines()[-1]
