@@ -18,6 +18,7 @@ the line the command would print (what was wrong, what is allowed); nothing else
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
@@ -140,6 +141,10 @@ class Run(ReportedRun):
     >>> run.dir, run.phase, run.summary["val_bpc"], run.curve.tail(1)
     """
 
+    def __fspath__(self) -> str:
+        """The run dir: a run goes wherever a path does (gpt.load(run), gpt.Run.at(run), Path(run))."""
+        return str(self.dir)
+
     def __repr__(self) -> str:
         """One line: where, which phase and kernel, and how it ended (a notebook prints a list of runs)."""
         figures = [f"val_loss {self.summary['val_loss']:.4f}"] if has(self.summary, "val_loss") else []
@@ -225,19 +230,19 @@ def curves(runs: list[Run] | Run) -> Figure:
     return curves_figure(runs)
 
 
-def load(ckpt: str | Path, kernel: str | None = None, device: str = "auto") -> Model:
+def load(ckpt: str | Path | Run, kernel: str | None = None, device: str = "auto") -> Model:
     """A checkpoint as a Model (its model and tokenizer), as gpt.sample, gpt.evaluate and gpt.attention load it:
     on the GPU where there is one (device=auto|cpu|cuda), through its own attention backend or `kernel`.
 
     >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt/checkpoints/last.ckpt", kernel="sdpa")
-    >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt")   # a run dir: its checkpoints/last.ckpt
+    >>> model = gpt.load("outputs/2026-12-01/10-00-00-gpt")   # a run dir (or a Run): its checkpoints/last.ckpt
     """
     from gpt.checkpoints import load_checkpoint
     from gpt.validation import CHECKPOINT_COMMAND_RANGES, check_allowed
 
     with refusals_raised():
         check_allowed(OmegaConf.create({"device": device}), CHECKPOINT_COMMAND_RANGES)
-        return Model(load_checkpoint(str(ckpt), kernel, device))
+        return Model(load_checkpoint(os.fspath(ckpt) if isinstance(ckpt, os.PathLike) else str(ckpt), kernel, device))
 
 
 def load_for_command(cfg: DictConfig) -> Model:

@@ -88,6 +88,8 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     assert model.sample("He said", **numbers) == sampled.stdout.rstrip("\n")
     run_dir = trained["api"].dir  # as resume= takes it: its checkpoints/last.ckpt
     assert gpt.load(run_dir, device="cpu").checkpoint == ckpt
+    assert gpt.load(trained["api"], device="cpu").checkpoint == ckpt  # a Run is its run dir
+    assert gpt.Run.at(trained["api"]).summary == trained["api"].summary
     from_run_dir = run_entry(
         "gpt.sample", f"ckpt={run_dir}", "prompt='He said'", "max_new_tokens=40", "seed=3", "top_k=5"
     )
