@@ -225,8 +225,9 @@ def curves(runs: list[Run] | Run) -> Figure:
 
     given = runs
     runs = [runs] if isinstance(runs, ReportedRun) else list(runs) if isinstance(runs, Iterable) else [given]
-    if not all(isinstance(run, ReportedRun) for run in runs):
-        raise UserError(f"{given!r}: give a Run or a list of them (gpt.run, gpt.multirun, gpt.Run.at(DIR))")
+    if not runs or not all(isinstance(run, ReportedRun) for run in runs):
+        empty = " (gpt.runs of a folder without runs gives an empty list)" if not runs else ""
+        raise UserError(f"{given!r}: give a Run or a list of them (gpt.run, gpt.multirun, gpt.Run.at(DIR)){empty}")
     return curves_figure(runs)
 
 

@@ -124,6 +124,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: gpt.multirun(3), "3: overrides are strings, one an argument"),
         (lambda: model.attention(5), "text=5: give a string of 1 to 16 characters"),
         (lambda: gpt.curves("outputs"), "'outputs': give a Run or a list of them"),
+        (lambda: gpt.curves([]), r"\[\]: give a Run or a list of them .*\(gpt.runs of a folder without runs gives"),
     ):
         with pytest.raises(gpt.UserError, match=line):
             call()
