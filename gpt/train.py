@@ -23,7 +23,7 @@ from gpt.entry import hydra_command
 from gpt.process import ctrl_c_after
 from gpt.run_dirs import exclusive, removed_if_refused
 from gpt.sweep import run_sweep_job
-from gpt.validation import check_config, check_single_run_of_a_sweep
+from gpt.validation import check_config, check_single_run_launcher, check_single_run_of_a_sweep
 
 TRAINED: list[Path] = []  # the run dirs this process was given, in order: what gpt.api returns as its runs
 
@@ -39,6 +39,7 @@ def train(cfg: DictConfig) -> dict:
         if hydra_config.mode == RunMode.RUN:
             preset = hydra_config.runtime.choices.get("experiment")
             check_single_run_of_a_sweep(preset, hydra_config.sweeper, list(hydra_config.overrides.task))
+            check_single_run_launcher(hydra_config.runtime.choices.get("hydra/launcher"))
         with ctrl_c_after():  # torch, Lightning, W&B (seconds): loaded once the config is known to be good
             from gpt.training import train_in
 

@@ -262,6 +262,16 @@ def check_single_run_of_a_sweep(preset: str | None, sweeper: DictConfig, overrid
         )
 
 
+def check_single_run_launcher(launcher: str | None) -> None:
+    """A launcher (hydra/launcher=slurm) runs a sweep's jobs; without -m Hydra ignores it and the run trains here,
+    on this machine (on a cluster, its login node)."""
+    if launcher not in (None, "basic"):
+        raise UserError(
+            f"hydra/launcher={launcher} launches the jobs of a sweep (-m), and without -m the run would train here: "
+            "add -m to launch it as a sweep of one job, or leave hydra/launcher out"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Constraints the schema's types cannot say: keys added past it, allowed strings, ranges, values that must fit
     together."""

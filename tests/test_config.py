@@ -76,6 +76,10 @@ def test_everyday_overrides_are_spelled_as_documented():
             "data.path=~/corpus.txt",
             ["cannot parse the override 'data.path=~/corpus.txt'", """'data.path="~/corpus.txt"'"""],
         ),
+        (
+            "hydra/launcher=slurm trainer.max_steps=1",
+            ["hydra/launcher=slurm launches the jobs of a sweep (-m)", "add -m", "leave"],
+        ),
         ("trainer.precision=16", ["trainer.precision=16", "Lightning's old name for 16-mixed", "allowed are 32,"]),
         ("trainer.precision=16-true", ["trainer.precision=16-true", "AdamW's eps", "allowed are 32, 32-true"]),
         ("trainer.precision=64 kernel=triton", ["trainer.precision=64 with kernel=triton", "not float64"]),
