@@ -84,6 +84,9 @@ def check_overrides(overrides: tuple) -> None:
             )
 
 
+MULTIRUN_FLAGS = {"-m", "--multirun"}  # Hydra's
+
+
 def run(*overrides: str) -> Run:
     """Train one run as `python -m gpt.train <overrides>` does, in the same run dir layout, and return it.
 
@@ -92,6 +95,8 @@ def run(*overrides: str) -> Run:
     2.49...
     """
     check_overrides(overrides)
+    if flags := sorted(MULTIRUN_FLAGS.intersection(overrides)):
+        raise UserError(f"{flags[0]}: gpt.run trains one run; gpt.multirun(...) runs a sweep (its overrides, no flag)")
     return _train_command(list(overrides))[-1]
 
 
@@ -104,7 +109,7 @@ def multirun(*overrides: str) -> list[Run]:
     [2.6..., 2.5...]
     """
     check_overrides(overrides)
-    return _train_command(["-m", *overrides])
+    return _train_command(["-m", *(override for override in overrides if override not in MULTIRUN_FLAGS)])
 
 
 def _train_command(argv: list[str]) -> list[Run]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, environment, run_entry, tiny_except
+from conftest import REPO, TINY, environment, run_entry, tiny_except
 from hydra.core.global_hydra import GlobalHydra
 
 import gpt
@@ -122,6 +122,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
         (lambda: gpt.run(["model=gpt"]), r"\['model=gpt'\]: overrides are strings, .* gpt.run\(\*overrides\)"),
         (lambda: model.evaluate(["split=val"]), r"\['split=val'\]: overrides are strings, one an argument"),
         (lambda: gpt.multirun(3), "3: overrides are strings, one an argument"),
+        (lambda: gpt.run("-m", "model=bigram", *TINY, f"hydra.sweep.dir={tmp_path / 'one'}"), r"^-m: gpt.run trains"),
         (lambda: model.attention(5), "text=5: give a string of 1 to 16 characters"),
         (lambda: gpt.curves("outputs"), "'outputs': give a Run or a list of them"),
         (lambda: gpt.curves([]), r"\[\]: give a Run or a list of them .*\(gpt.runs of a folder without runs gives"),
@@ -214,3 +215,9 @@ def test_every_public_name_of_the_api_has_a_docstring_with_an_example():
     for thing in (*public, *members):
         doc = inspect.getdoc(thing.fget if isinstance(thing, property) else thing)
         assert doc and ">>> " in doc, thing
+
+
+def test_a_multirun_takes_the_flag_it_implies(monkeypatch):
+    """gpt.multirun("-m", ...), as the command line is typed: one -m reaches Hydra."""
+    monkeypatch.setattr(gpt.api, "_train_command", lambda argv: argv)
+    assert gpt.multirun("-m", "seed=1,2") == gpt.multirun("--multirun", "seed=1,2") == ["-m", "seed=1,2"]
