@@ -254,9 +254,17 @@ def load(ckpt: str | Path | Run, kernel: str | None = None, device: str = "auto"
 def load_for_command(cfg: DictConfig) -> Model:
     """The checkpoint a checkpoint command's config names (ckpt=, kernel=, device=), as load() gives it, once the
     config holds only the command's own keys."""
+    from gpt.config import TrainConfig
     from gpt.validation import check_known_keys
 
     check_known_keys(cfg)
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        found = Path(TrainConfig.runs_dir).glob(f"*/*/{LAST_CHECKPOINT}")  # runs_dir, where runs go by default
+        newest = max(found, key=lambda path: path.stat().st_mtime, default=None)
+        example = (
+            f"e.g. ckpt={newest.parents[1]} (the newest run)" if newest else f"none in {TrainConfig.runs_dir}/ yet"
+        )
+        raise UserError(f"ckpt: no checkpoint given; give ckpt=PATH, a .ckpt file or a run dir: {example}")
     return load(cfg.ckpt, cfg.kernel.backend, cfg.device)
 
 

@@ -3,6 +3,7 @@ one-line refusals (as an exception), the same samples, evaluations and attention
 
 import datetime
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY, environment, run_entry, tiny_except
+from conftest import REPO, TINY, assert_one_line_error, environment, run_entry, tiny_except
 from hydra.core.global_hydra import GlobalHydra
 
 import gpt
@@ -221,3 +222,13 @@ def test_a_multirun_takes_the_flag_it_implies(monkeypatch):
     """gpt.multirun("-m", ...), as the command line is typed: one -m reaches Hydra."""
     monkeypatch.setattr(gpt.api, "_train_command", lambda argv: argv)
     assert gpt.multirun("-m", "seed=1,2") == gpt.multirun("--multirun", "seed=1,2") == ["-m", "seed=1,2"]
+
+
+@pytest.mark.parametrize("command", ["gpt.sample", "gpt.evaluate", "gpt.attention"])
+def test_a_checkpoint_command_without_ckpt_names_the_newest_run(command, tmp_path):
+    assert_one_line_error(run_entry(command, cwd=tmp_path), "ckpt: no checkpoint given", "none in outputs/ yet")
+    for run in ("old", "new"):
+        (tmp_path / "outputs" / "day" / run / "checkpoints").mkdir(parents=True)
+        (tmp_path / "outputs" / "day" / run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    os.utime(tmp_path / "outputs" / "day" / "old" / "checkpoints" / "last.ckpt", (0, 0))  # 1970: the older
+    assert_one_line_error(run_entry(command, cwd=tmp_path), "e.g. ckpt=outputs/day/new (the newest run)")
