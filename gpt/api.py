@@ -32,7 +32,7 @@ from gpt.errors import UserError, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import has, load_run
-from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, check_folder, is_run_dir, runs_near
+from gpt.run_dirs import LAST_CHECKPOINT, METRICS, RUN_MARKERS, check_folder, is_run_dir, newest_checkpoint, runs_near
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,8 +259,7 @@ def load_for_command(cfg: DictConfig) -> Model:
 
     check_known_keys(cfg)
     if OmegaConf.is_missing(cfg, "ckpt"):
-        found = Path(TrainConfig.runs_dir).glob(f"*/*/{LAST_CHECKPOINT}")  # runs_dir, where runs go by default
-        newest = max(found, key=lambda path: path.stat().st_mtime, default=None)
+        newest = newest_checkpoint(TrainConfig.runs_dir)  # where runs go by default
         example = (
             f"e.g. ckpt={newest.parents[1]} (the newest run)" if newest else f"none in {TrainConfig.runs_dir}/ yet"
         )

@@ -103,17 +103,23 @@ def run_overrides(run_dir: Path) -> list[str] | None:
     return [str(override) for override in overrides] if isinstance(overrides, ListConfig) else None
 
 
+def newest_checkpoint(runs_dir: str, phase: str | None = None) -> Path | None:
+    """The newest last.ckpt of the runs under runs_dir (its DAY/TIME run dirs), of one phase where given."""
+    found = Path(runs_dir).glob(f"*/*/{LAST_CHECKPOINT}")
+    return max((p for p in found if phase in (None, run_phase(p.parents[1]))), key=lambda p: p.stat().st_mtime,
+               default=None)  # fmt: skip
+
+
 def find_checkpoint(resume: str, phase: str, runs_dir: str) -> Path:
     """resume=auto: the newest last.ckpt of a run of this phase under runs_dir; else a run dir or a .ckpt file."""
     if resume == "auto":
-        found = Path(runs_dir).glob(f"*/*/{LAST_CHECKPOINT}")
-        candidates = [p for p in found if run_phase(p.parent.parent) == phase]
-        if not candidates:
+        newest = newest_checkpoint(runs_dir, phase)
+        if newest is None:
             raise UserError(
                 f"resume=auto: no model={phase} run with checkpoints/last.ckpt under runs_dir={runs_dir}; "
                 "give resume=PATH (a run dir or a .ckpt file)"
             )
-        return max(candidates, key=lambda p: p.stat().st_mtime)
+        return newest
     return checkpoint_at(
         resume,
         "resume",
