@@ -354,7 +354,7 @@ class Model:
         with refusals_raised():
             stride_override = f"stride={'null' if stride is None else stride}"
             cfg = compose(f"ckpt={self.checkpoint}", f"split={split}", stride_override, *overrides, command="evaluate")
-            return self.evaluate_config(cfg, overridden(list(overrides)))
+            return self.evaluate_config(cfg, overridden(overrides))
 
     def evaluate_config(self, cfg: DictConfig, given: set[str]) -> SplitEvaluation:
         """evaluate() on gpt.evaluate's composed config, `given` the keys and groups its command line set (what

@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     from gpt.validation import overridden
 
     model = load_for_command(cfg)
-    print(model.evaluate_config(cfg, given=overridden(list(HydraConfig.get().overrides.task))))
+    print(model.evaluate_config(cfg, given=overridden(HydraConfig.get().overrides.task)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -178,6 +179,11 @@ def check_machine(cfg: DictConfig) -> None:
             )
 
 
+def element_bytes(precision: str) -> int:
+    """Bytes of one activation under trainer.precision (one of PRECISIONS): 32 and 64 by their width, else 16-bit."""
+    return {"32": 4, "64": 8}.get(str(precision)[:2], 2)
+
+
 def kept_scores_bytes(cfg: DictConfig) -> int:
     """A lower bound on the memory one training step's attention takes, where the backend keeps the scores (eager,
     triton_naive; 0 for the others): each of the n_layer layers keeps its batch x heads x T x T probabilities (or,
@@ -190,7 +196,7 @@ def kept_scores_bytes(cfg: DictConfig) -> int:
         return 0
     scores = cfg.data.batch_size * model.get("n_head", 1) * cfg.data.block_size**2
     tensors = model.get("n_layer", 1) + (0 if cfg.compile else 1)
-    return tensors * scores * {"32": 4, "64": 8}.get(str(cfg.trainer.precision)[:2], 2)
+    return tensors * scores * element_bytes(cfg.trainer.precision)
 
 
 def check_attention_fits(cfg: DictConfig, device: str, memory: int) -> None:
@@ -238,12 +244,12 @@ def check_sweep_values(sweeper: DictConfig, overrides: list[str]) -> None:
             )
 
 
-def overridden(overrides: list[str]) -> set[str]:
+def overridden(overrides: Iterable[str]) -> set[str]:
     """The keys and groups that command-line overrides set, as Hydra parses them (data.path=X: data.path; data=X and
     +data=X: data)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return {override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)}
+    return {override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))}
 
 
 def check_single_run_of_a_sweep(preset: str | None, sweeper: DictConfig, overrides: list[str]) -> None:
@@ -299,7 +305,7 @@ def check_config(cfg: DictConfig) -> None:
     if "backend" in model:  # the bigram phase has no attention
         head_dim = model.n_embd // model.get("n_head", 1)
         backend = kernels.check_backend(cfg.kernel.backend, dropout_p=model.dropout, head_dim=head_dim)
-        if backend.triton and str(cfg.trainer.precision).startswith("64"):
+        if backend.triton and element_bytes(cfg.trainer.precision) == 8:
             raise UserError(
                 f"trainer.precision={cfg.trainer.precision} with kernel={backend.name}: its Triton kernels take "
                 "float32, bfloat16 or float16 tensors, not float64; use kernel=eager or kernel=sdpa, or "
