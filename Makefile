@@ -30,7 +30,7 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_34 manylinux_2_31 manylinux_2_28 manyli
 # Where a venv exists (make install), GPU checks use it; on a bare GPU machine, the system python3.
 RUN_PY         = $(if $(wildcard $(PY)),$(PY),$(PYTHON_SYS))
 
-.PHONY: help install train test tour format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling \
+.PHONY: help install train test test-slow tour format sweep sweep-backends report dashboard sync bench bench-attention bench-sampling \
 	sample clean kernels-compile gpu-check wheelhouse
 
 ## The targets and what each does (the ## lines above each in this file); `make` alone prints it.
@@ -58,10 +58,16 @@ train: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not tour" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not tour and not slow" $(PYTEST_ARGS)
+
+## The tests too slow for make test (marked slow: DDP across processes, a run killed and resumed, processes started
+## together, the console scripts, the kernels compiled for sm_80 and sm_90; about a minute on 2 cores). .ci/run runs
+## them after make test.
+test-slow: install
+	$(PY) -m pytest -q -n auto --maxprocesses 4 -m slow $(PYTEST_ARGS)
 
 ## experiments/tour.ipynb run top to bottom in a Jupyter kernel on the real corpus (about a minute on 2 cores);
-## .ci/run runs it after make test.
+## .ci/run runs it after make test-slow.
 tour: install
 	$(PY) -m pytest -q -m tour $(PYTEST_ARGS)
 

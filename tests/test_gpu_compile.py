@@ -22,6 +22,7 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_largest_tile_of_every_kernel_compiles_for_sm80_and_sm90_within_limits():
     result = run_python("experiments/scripts/compile_kernels.py", "--sample")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
@@ -46,6 +47,7 @@ def test_the_largest_tile_of_every_kernel_compiles_for_sm80_and_sm90_within_limi
     assert len(flash_bf16) == 2 and all(int(row[8]) > 0 for row in flash_bf16), rows  # ..., shared, regs, spills
 
 
+@pytest.mark.slow
 def test_the_checker_refuses_tiles_over_the_shared_memory_limit():
     """A 128 x 128 fp32 tile at head_dim 256 needs far more than sm_90's 227 KiB per block: it must fail."""
     script = (

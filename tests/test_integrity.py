@@ -109,6 +109,7 @@ print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child i
 """
 
 
+@pytest.mark.slow
 def test_runs_and_sweeps_started_in_the_same_second_get_their_own_dirs(tmp_path, war_and_peace):
     """Two runs and two one-job sweeps with no dir given, four processes started together in the same second:
     four dirs, each with its own config and results."""
@@ -303,6 +304,7 @@ def test_a_run_or_sweep_dir_that_cannot_be_made_is_one_line(overrides, key, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "multirun"]  # nothing else was written
 
 
+@pytest.mark.slow
 def test_the_console_scripts_work_from_any_directory(tmp_path, finished_run):
     scripts = Path(sys.executable).parent
     train = subprocess.run(

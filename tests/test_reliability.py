@@ -105,7 +105,7 @@ def uninterrupted(tmp_path_factory, war_and_peace) -> Path:
     return run
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGINT, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
 def test_resume_after_ctrl_c_or_a_crash_continues_the_same_losses(signum, tmp_path, war_and_peace, uninterrupted):
     """Ctrl-C checkpoints the step it stopped at; a killed run keeps its last validation's checkpoint. Either way
     the resumed run logs, from there on, the losses of the run that was never stopped."""
@@ -415,6 +415,7 @@ def test_running_out_of_memory_in_training_is_one_line_keeping_the_last_checkpoi
     assert_one_line_error(result, "out of memory: torch could not allocate 2.50 GiB more", *advice, kept)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_global_batch(tmp_path, war_and_peace):
     tiny = tiny_except("logger", "trainer.max_steps", "data.batch_size")
     common = [
@@ -462,6 +463,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_ddp_rank_stops_every_rank_with_one_checkpoint(tmp_path, war_and_peace):
     """Two gloo processes; only rank 1 gets SIGTERM. Both leave after the same step, rank 0 having written the
     checkpoint of that step, and the run says how to resume: no rank is left waiting in a collective. (SIGTERM as

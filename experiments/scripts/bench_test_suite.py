@@ -2,9 +2,9 @@
 
     python experiments/scripts/bench_test_suite.py [--checkout DIR] [--repeats N] [--workers N] [--write]
 
-Each repeat runs `python -m pytest -n auto --maxprocesses 4 -m "not tour" --durations=0` (the tests of make
-test, without its lint; `-n auto` is a worker per CPU, tests/conftest.py) and records its wall seconds and its CPU
-seconds (user + system of pytest and of every process it started). Printed and written (topic test_suite): per
+Each repeat runs `python -m pytest -n auto --maxprocesses 4 -m "not tour and not slow" --durations=0` (the tests
+of make test, without its lint; `-n auto` is a worker per CPU, tests/conftest.py) and records its wall seconds and
+its CPU seconds (user + system of pytest and of every process it started). Printed and written (topic test_suite): per
 repeat the wall and CPU time; then, from the last repeat's durations, the seconds each test file took and the
 slowest test functions (their parametrized cases added up, setup included). Two workers share two cores, so the
 wall time is about half the CPU time: the CPU time is the steadier of the two between runs. --checkout runs
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gpt.machine import REPO, add_output_arguments, describe_machine, output_dir
 
-PYTEST = ["-m", "pytest", "-q", "--maxprocesses", "4", "-m", "not tour", "--durations=0"]
+PYTEST = ["-m", "pytest", "-q", "--maxprocesses", "4", "-m", "not tour and not slow", "--durations=0"]
 DURATION = re.compile(r"^([\d.]+)s (setup|call|teardown)\s+(\S+)$")
 
 
