@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
 from gpt.run_dirs import ERROR, refuse_a_sweep_in
-from gpt.validation import check_launcher, check_machine, check_sweep_values
+from gpt.validation import check_hardware, check_launcher, check_sweep_values, check_wandb_setup
 
 
 def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) -> float:
@@ -53,7 +53,7 @@ def report_a_stopped_sweep(hydra: DictConfig) -> None:
     """The report of the jobs run so far, where a job stopped by a signal ends the sweep: Hydra's basic launcher,
     which runs the jobs one after another in this process. (A cluster's jobs are processes of their own: one
     stopping ends no other.)"""
-    if not str(hydra.launcher.get("_target_", "")).endswith(".BasicLauncher"):
+    if not jobs_run_here(hydra.launcher):
         return
     from gpt.reporting import write_report
 
@@ -62,15 +62,23 @@ def report_a_stopped_sweep(hydra: DictConfig) -> None:
           f"{report}", file=sys.stderr)  # fmt: skip
 
 
+def jobs_run_here(launcher: DictConfig) -> bool:
+    """Whether a multirun's jobs run on this machine, one after another in this process (Hydra's basic launcher),
+    rather than launched elsewhere (hydra/launcher=slurm: each on a cluster node)."""
+    return str(launcher.get("_target_", "")).endswith(".BasicLauncher")
+
+
 class ReportAfterSweep(Callback):
-    """Before a multirun, what no job can do on this machine stops it in one line (a GPU asked for where there is
-    none, a SLURM launcher where there is no SLURM, interval() where no sweeper samples, a sweep dir holding an
+    """Before a multirun, what no job can do stops it in one line (a GPU asked for where its jobs run here and there
+    is none, a SLURM launcher where there is no SLURM, interval() where no sweeper samples, a sweep dir holding an
     earlier sweep's runs); at its end, the comparison report in the sweep dir, and a non-zero exit if a job
     failed."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with one_line_errors():
-            check_machine(config)
+            check_wandb_setup(config)
+            if jobs_run_here(config.hydra.launcher):  # a login node need not have the GPUs its jobs are sent to
+                check_hardware(config)
             check_launcher(config.hydra.launcher)
             check_sweep_values(config.hydra.sweeper, list(config.hydra.overrides.task))
             refuse_a_sweep_in(Path(config.hydra.sweep.dir))

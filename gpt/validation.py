@@ -153,9 +153,9 @@ def has_wandb_credentials() -> bool:
     return bool(wandb.login(verify=False, prompt=False))
 
 
-def check_machine(cfg: DictConfig) -> None:
-    """What this machine must have for the run: a GPU where the trainer asks for one, W&B credentials where the
-    run is to log online. A sweep checks it once, before its first job (gpt.sweep)."""
+def check_wandb_setup(cfg: DictConfig) -> None:
+    """A WANDB_MODE that W&B takes, and W&B credentials where the run is to log online. A sweep checks it once,
+    before its first job (gpt.sweep): its jobs share this machine's home, wherever they run."""
     from_environment = os.environ.get("WANDB_MODE")
     if cfg.logger.wandb and from_environment not in (None, "", *WANDB_MODES):  # W&B reads it whatever it is given
         raise UserError(
@@ -168,6 +168,17 @@ def check_machine(cfg: DictConfig) -> None:
             "logger.wandb_mode=online: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or "
             "logger.wandb_mode=offline, uploaded later with make sync"
         )
+
+
+def check_hardware(cfg: DictConfig) -> None:
+    """A GPU where the trainer asks for one; a multi-node job where it asks for several nodes. A sweep whose jobs
+    run here checks it before its first job; one launched to a cluster leaves it to each job, on its node."""
+    if cfg.trainer.num_nodes > 1 and not in_a_multi_node_job():
+        raise UserError(
+            f"trainer.num_nodes={cfg.trainer.num_nodes}: this process was not started as one of a multi-node job "
+            "(srun in a SLURM job, torchrun, LSF, MPI, or NODE_RANK set on each node), and would wait for the "
+            "other nodes forever; start it on every node through one of them, or trainer.num_nodes=1"
+        )
     if cfg.trainer.accelerator in ("gpu", "cuda"):
         import torch  # only where a run wants a GPU: every other config error answers before torch loads
 
@@ -177,6 +188,25 @@ def check_machine(cfg: DictConfig) -> None:
                 "trainer=fsdp and +experiment=long_context ask for one); run on a GPU machine, or "
                 "trainer.accelerator=auto"
             )
+
+
+def in_a_multi_node_job() -> bool:
+    """Whether this process is one of a multi-node job, found as Lightning finds the cluster it runs in (its
+    cluster environments, in its order); by hand, Lightning's own environment reads each node's NODE_RANK."""
+    import warnings
+
+    from lightning.fabric.plugins.environments import (
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if "NODE_RANK" in os.environ:
+        return True
+    with warnings.catch_warnings():  # SLURM's detection warns where srun is on PATH but unused: the refusal says it
+        warnings.simplefilter("ignore")
+        return any(env.detect() for env in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment))
 
 
 def element_bytes(precision: str) -> int:
@@ -289,7 +319,8 @@ def check_config(cfg: DictConfig) -> None:
     check_allowed(cfg, ALLOWED)
     if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
         raise UserError(f"compile={cfg.compile}: allowed are false, true, {', '.join(COMPILE_MODES)}")
-    check_machine(cfg)
+    check_wandb_setup(cfg)
+    check_hardware(cfg)
     if cfg.data.train_fraction + cfg.data.test_fraction >= 1:
         raise UserError(
             f"data.train_fraction={cfg.data.train_fraction} and data.test_fraction={cfg.data.test_fraction} leave "

@@ -3,7 +3,7 @@
 import shlex
 
 import pytest
-from conftest import REPO, assert_one_line_error, no_credentials, run_entry, run_process
+from conftest import REPO, assert_one_line_error, compose_preset, no_credentials, run_entry, run_process
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -171,6 +171,64 @@ def test_a_slurm_sweep_where_there_is_no_slurm_is_one_line_before_any_job(tmp_pa
     )
     assert_one_line_error(result, "hydra/launcher=slurm", "no SLURM", "leave hydra/launcher out")
     assert result.returncode == 2 and not (tmp_path / "sweep").exists()
+
+
+# The variables by which Lightning's cluster environments find a job that launched this process (and the by-hand
+# NODE_RANK): the tests clear them, so that a test machine inside a SLURM allocation tests what any other does.
+LSF = {"LSB_JOBID": "7", "LSB_DJOB_RANKFILE": "ranks", "JSM_NAMESPACE_LOCAL_RANK": "0", "JSM_NAMESPACE_SIZE": "8"}
+CLUSTER = ["NODE_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_NAME", *LSF]
+
+
+@pytest.mark.parametrize("sweep", [[], ["-m"]], ids=["run", "sweep"])
+def test_several_nodes_outside_a_multi_node_job_is_one_line_not_a_wait_for_ever(sweep, tmp_path, monkeypatch):
+    """trainer.num_nodes=2 in a process that no launcher started on other nodes: Lightning would wait at its first
+    collective for nodes that never come. A run, or a sweep before its first job, says so and leaves no dir."""
+    import gpt.training
+
+    def trained(*args, **kwargs):
+        raise AssertionError("it went on to train (and would have waited for the other node)")
+
+    monkeypatch.setattr(gpt.training, "train_in", trained)
+    dirs = [f"runs_dir={tmp_path / 'outputs'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = dict.fromkeys(CLUSTER)  # None: removed
+    result = run_entry("gpt.train", *sweep, "trainer.num_nodes=2", "model=bigram", "logger=none", *dirs, env=env)
+    assert_one_line_error(result, "trainer.num_nodes=2", "not started as one of a multi-node job", "num_nodes=1")
+    assert result.returncode == 2 and not [path for path in tmp_path.rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    "variables, multi_node",
+    [
+        ({}, False),
+        ({"NODE_RANK": "1"}, True),  # started by hand on each node, as Lightning's own environment reads it
+        ({"TORCHELASTIC_RUN_ID": "run"}, True),  # torchrun
+        ({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "train"}, True),  # srun in a batch job
+        ({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "interactive"}, False),  # an allocation Lightning leaves alone
+        (LSF, True),  # jsrun
+        ({"LSB_JOBID": "7"}, False),  # an LSF job, but not started by jsrun
+    ],
+)
+def test_a_multi_node_job_is_found_as_lightning_finds_its_cluster(variables, multi_node, monkeypatch):
+    from gpt.validation import in_a_multi_node_job
+
+    for name in CLUSTER:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert in_a_multi_node_job() is multi_node
+
+
+def test_a_sweep_sent_to_a_cluster_leaves_the_gpu_check_to_its_jobs(monkeypatch, capsys):
+    """A login node need not have the GPUs its SLURM jobs ask for: the sweep starts, each job checks its own node.
+    Jobs run here (the basic launcher) are checked before the first one."""
+    from gpt.sweep import ReportAfterSweep
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("shutil.which", lambda command: f"/usr/bin/{command}")  # SLURM's commands are here
+    ReportAfterSweep().on_multirun_start(compose_preset("hydra/launcher=slurm", "trainer=gpu", "logger=none"))
+    with pytest.raises(SystemExit) as refused:
+        ReportAfterSweep().on_multirun_start(compose_preset("trainer=gpu", "logger=none"))
+    assert refused.value.code == 2 and "trainer.accelerator=gpu: this machine has no CUDA GPU" in capsys.readouterr()[1]
 
 
 def test_the_allowed_spellings_are_the_ones_the_code_implements():
