@@ -14,9 +14,9 @@ DIR           ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 # A checkpoint for sample; by default the newest run's last.ckpt.
 CKPT          ?= $(shell ls -t outputs/*/*/checkpoints/last.ckpt 2>/dev/null | head -1)
 PROMPT        ?=
-# PROMPT as typed (its $ not expanded by make), as a Hydra double-quoted value (" escaped) inside a shell
-# single-quoted word (' closed, escaped, reopened)
-PROMPT_QUOTED  = $(subst ','\'',$(subst ",\",$(value PROMPT)))
+# PROMPT as typed (its $ not expanded by make) in a shell single-quoted word (' closed, escaped, reopened); sample
+# hands it to Hydra through the environment (${oc.env:GPT_PROMPT}), where none of its characters is Hydra's syntax
+PROMPT_WORD    = '$(subst ','\'',$(value PROMPT))'
 NEED_DIR       = $(if $(DIR),,$(error no sweep under multirun/ yet: run make sweep first, or give DIR=<a sweep or run dir>))
 NEED_CKPT      = $(if $(CKPT),,$(error no run under outputs/ yet: run make train first, or give CKPT=<a .ckpt file>))
 # $(DIR)'s W&B runs, for dashboard and sync: $(call NEED_WANDB,<their folders' pattern>,<what they are>)
@@ -146,7 +146,8 @@ wheelhouse: install
 ## Sample from a checkpoint (by default the newest run's): make sample [CKPT=path/to/last.ckpt] [PROMPT="Prince Andrew"]
 sample: install
 	$(NEED_CKPT)
-	$(PY) -m gpt.sample ckpt=$(CKPT) $(if $(value PROMPT),'prompt="$(PROMPT_QUOTED)"') $(ARGS)
+	$(if $(value PROMPT),GPT_PROMPT=$(PROMPT_WORD)) $(PY) -m gpt.sample ckpt=$(CKPT) \
+		$(if $(value PROMPT),'prompt=$${oc.env:GPT_PROMPT}') $(ARGS)
 
 ## Remove the run dirs (outputs/, multirun/) and pytest's cache.
 clean:

@@ -327,11 +327,13 @@ class Model:
                    "seed": seed, "kv_cache": kv_cache}  # fmt: skip
         # a numpy or torch scalar (a loop over np.linspace) as the Python number it holds, which OmegaConf takes
         options = {key: value.item() if getattr(value, "ndim", None) == 0 else value for key, value in options.items()}
-        with refusals_raised():  # typed as gpt.sample's options are ("5" is 5, "hot" is refused), then ranged
-            o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)
+        text = options.pop("prompt") if isinstance(prompt, str) else None  # as given: OmegaConf would read "${x}" in
+        with refusals_raised():  # it as an interpolation. The rest typed as gpt.sample's options are ("5" is 5,
+            o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)  # "hot" is refused), then ranged
             check_allowed(o, SAMPLE_RANGES)
-            encode_prompt(o.prompt, self.tokenizer)  # refused here, before the first character is asked for
-        return stream_text(self.model, self.tokenizer, o.prompt, o.max_new_tokens, o.temperature, o.top_k, o.seed,
+            prompt = o.prompt if text is None else text
+            encode_prompt(prompt, self.tokenizer)  # refused here, before the first character is asked for
+        return stream_text(self.model, self.tokenizer, prompt, o.max_new_tokens, o.temperature, o.top_k, o.seed,
                            o.kv_cache)  # fmt: skip
 
     def sample(self, prompt: str | None = None, max_new_tokens: int = 500, **options) -> str:

@@ -107,6 +107,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     assert drawn.returncode == 0 and (tmp_path / "maps.png").stat().st_size > 10_000
     for call, line in (
         (lambda: model.sample("Zebra\u00e6"), "not in the model's vocabulary"),
+        (lambda: model.sample("${x}"), r"^prompt: 3 .* vocabulary: '\$', '\{', '\}'"),  # text, not an interpolation
         (lambda: model.sample("He", temperature=0), r"temperature=0.0: must be in \(0, 100\]; top_k=1 samples"),
         (lambda: model.evaluate(split="test"), "no test split"),
         (lambda: model.attention("x" * 40), "block_size=16"),

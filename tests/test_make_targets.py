@@ -1,5 +1,5 @@
 """The Makefile's result targets on a fresh clone: where nothing has run yet they say what to run first in one line,
-and `make sample` passes the prompt Hydra needs quoted (or none). Dry runs (`make -n`): nothing is installed."""
+and `make sample` passes the prompt as typed (or none). Dry runs (`make -n`): nothing is installed."""
 
 import os
 import shlex
@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from conftest import REPO
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 
 def make(folder, *arguments: str) -> subprocess.CompletedProcess:
@@ -63,19 +64,29 @@ def test_the_newest_sweep_and_run_are_the_defaults_and_the_prompt_goes_quoted(tm
             if name == older:
                 os.utime(path, (0, 0))  # 1970: the older one
     assert "gpt.report multirun/b/" in dry_run(tmp_path, "report").stdout
-    sampled = dry_run(tmp_path, "sample", "PROMPT=Well, Prince").stdout
-    assert "gpt.sample ckpt=outputs/d/r2/checkpoints/last.ckpt 'prompt=\"Well, Prince\"'" in sampled, sampled
-    assert "prompt" not in dry_run(tmp_path, "sample").stdout.splitlines()[-1]  # none given: the default start
+    sampled = shell_words(dry_run(tmp_path, "sample", "PROMPT=Well, Prince").stdout)
+    assert sampled[0] == "GPT_PROMPT=Well, Prince" and "ckpt=outputs/d/r2/checkpoints/last.ckpt" in sampled, sampled
+    assert not any("PROMPT" in word for word in shell_words(dry_run(tmp_path, "sample").stdout))  # the default start
+
+
+def shell_words(recipe: str) -> list[str]:
+    """The words of a dry run's last command, as the shell splits them (its lines continued)."""
+    return shlex.split(recipe.replace("\\\n", " ").splitlines()[-1])
 
 
 @pytest.mark.parametrize(
-    "prompt", ["Prince Andrew's", 'He said "Well"', "'quoted' and \"quoted\"", "a, b = c", "$5 or $$HOME or $(x)"]
-)
-def test_the_prompt_reaches_gpt_sample_as_typed_through_the_shell_and_hydra(tmp_path, prompt):
-    """The recipe's line as the shell splits it (shlex) and Hydra then parses its override: the same characters."""
-    line = dry_run(tmp_path, "sample", f"PROMPT={prompt}", "CKPT=run").stdout.splitlines()[-1]
-    override = next(word for word in shlex.split(line) if word.startswith("prompt="))
-    assert OverridesParser.create().parse_override(override).value() == prompt
+    "prompt",
+    ["Prince Andrew's", 'He said "Well"', "'quoted' and \"quoted\"", "a, b = c", "$5 or $$HOME or $(x)", "${x} ~",
+     "ends in \\", 'a \\"q\\" \\\\"', "C:\\new\\table"],
+)  # fmt: skip
+def test_the_prompt_reaches_gpt_sample_as_typed_through_the_shell_and_hydra(tmp_path, prompt, monkeypatch):
+    """The recipe's command as the shell splits it (shlex): GPT_PROMPT=..., and an override Hydra parses and OmegaConf
+    resolves from the environment to the same characters."""
+    words = shell_words(dry_run(tmp_path, "sample", f"PROMPT={prompt}", "CKPT=run").stdout)
+    variable, value = words[0].split("=", 1)
+    monkeypatch.setenv(variable, value)
+    override = OverridesParser.create().parse_override(next(word for word in words if word.startswith("prompt=")))
+    assert OmegaConf.create({"prompt": override.value()}).prompt == prompt
 
 
 def test_make_alone_lists_every_target_with_what_it_does(tmp_path):
