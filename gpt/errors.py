@@ -166,6 +166,11 @@ def describe_user_error(exc: BaseException) -> str:
     return describe_config_error(exc)
 
 
+def counted(number: int, noun: str) -> str:
+    """A count with its noun, as a sentence says it: 1 character, 3 characters."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def quoted_override(override: str) -> str:
     """key=value as one shell word holding a Hydra quoted string, key="value", which takes any character: each `"`
     escaped for Hydra, each `'` for the shell (tests/test_config.py parses it back). An override without a value

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from omegaconf import DictConfig
 
-from gpt.errors import UnknownCharacterError, UserError
+from gpt.errors import UnknownCharacterError, UserError, counted
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +69,7 @@ def evaluate_ids(
     from gpt.corpus import gather
 
     if len(ids) < 2:
-        raise UserError(f"the split has {len(ids)} character(s): nothing to predict; give a longer text")
+        raise UserError(f"the split has {counted(len(ids), 'character')}: nothing to predict; give a longer text")
     block = min(model.block_size, len(ids) - 1)
     stride = min(stride or max(1, model.block_size // 2), block)
     batch_size = max(1, batch_tokens // block)  # windows per forward pass

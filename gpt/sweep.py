@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gpt.errors import USER_ERRORS, describe_user_error, one_line_errors
+from gpt.errors import USER_ERRORS, counted, describe_user_error, one_line_errors
 from gpt.run_dirs import ERROR, refuse_a_sweep_in
 from gpt.validation import check_hardware, check_launcher, check_sweep_values, check_wandb_setup
 
@@ -92,7 +92,7 @@ class ReportAfterSweep(Callback):
         print(f"\nsweep report: {report}")
         if failed:
             print(
-                f"{len(failed)} job(s) failed, the others' results are kept: "
+                f"{counted(len(failed), 'job')} failed, the others' results are kept: "
                 f"{', '.join(path.parent.name for path in failed)}",
                 file=sys.stderr,
             )

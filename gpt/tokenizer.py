@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 
-from gpt.errors import UnknownCharacterError
+from gpt.errors import UnknownCharacterError, counted
 
 TOKENIZERS = ("chars", "bytes")
 SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # characters that would be invisible as a label
@@ -53,7 +53,7 @@ class CharTokenizer:
             unknown = sorted(set(text) - self._index.keys())
             shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise UnknownCharacterError(
-                f"{len(unknown)} character(s) not in the model's vocabulary: {shown}; "
+                f"{counted(len(unknown), 'character')} not in the model's vocabulary: {shown}; "
                 f"allowed are the {self.vocab_size} characters the model was trained on: {self.chars!r}"
             ) from None
 

@@ -243,7 +243,7 @@ def test_every_numeric_schema_option_has_a_range():
     "override, fragments",
     [
         ("trainer.strategy=foo", ["Trainer refused the config", "invalid strategy name"]),
-        ('sample.prompt="€uro"', ["sample.prompt: 1 character(s) not in the model's vocabulary", "'€'"]),
+        ('sample.prompt="€uro"', ["sample.prompt: 1 character not in the model's vocabulary", "'€'"]),
         ('sample.prompt=""', ["sample.prompt is empty", "sample.prompt=null for the default start"]),
     ],
 )
