@@ -6,6 +6,7 @@ run: the message says what was wrong and what is allowed. Everything else is a b
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import os
@@ -164,6 +165,15 @@ def describe_user_error(exc: BaseException) -> str:
             return str(cause)
         cause = cause.__cause__ or cause.__context__
     return describe_config_error(exc)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for the commands that are not Hydra's (gpt.report, gpt.workspace): a mistake on their command line is
+    one line too, `error: <what argparse found>; usage: <their usage>`, where argparse prints the usage, then the
+    error."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message}; {' '.join(self.format_usage().split())}\n")
 
 
 def counted(number: int, noun: str) -> str:

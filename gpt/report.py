@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from gpt.errors import UserError
+from gpt.errors import OneLineArgumentParser, UserError
 from gpt.reporting import write_report
 from gpt.run_dirs import check_folder
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m gpt.report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a sweep dir (multirun/...), a run dir, or any folder of runs")
     args = parser.parse_args(argv)
     try:

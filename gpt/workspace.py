@@ -10,13 +10,13 @@ comparison is always available offline as the sweep's report.md (gpt/reporting.p
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
 from gpt.config import LoggerConfig
+from gpt.errors import OneLineArgumentParser
 
 PHASE = wr.Metric("JobType")  # each run's job_type is its phase (gpt/train.py)
 KERNEL = wr.Config("kernel.backend")
@@ -62,7 +62,7 @@ def build_workspace(entity: str, project: str, group: str | None = None) -> ws.W
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m gpt.workspace", description=__doc__.splitlines()[0])
     parser.add_argument("--entity", required=True, help="W&B user or team")
     parser.add_argument("--project", default=LoggerConfig.wandb_project)
     parser.add_argument("--group", help="only the runs of this sweep (its W&B group: the sweep dir's name)")

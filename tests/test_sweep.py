@@ -174,6 +174,21 @@ def test_the_report_works_on_a_single_run_and_refuses_an_empty_folder(tmp_path, 
     assert_one_line_error(run_entry("gpt.report", str(tmp_path / "empty")), "no runs here")
 
 
+@pytest.mark.parametrize(
+    "command, argv, says",
+    [
+        ("gpt.report", ["--foo", "runs"], "unrecognized arguments: --foo; usage: python -m gpt.report [-h] dir"),
+        ("gpt.report", [], "the following arguments are required: dir; usage: python -m gpt.report"),
+        ("gpt.workspace", ["--dry-run"], "required: --entity; usage: python -m gpt.workspace [-h] --entity ENTITY"),
+    ],
+)
+def test_a_mistake_on_the_command_line_of_report_or_workspace_is_one_line(command, argv, says):
+    """As the Hydra commands say theirs: argparse's error, and its usage, in one line (argparse prints two)."""
+    result = run_entry(command, *argv)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and says in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_runs_whose_files_cannot_be_read_are_reported_as_damaged_and_the_others_as_ever(tmp_path, short_text):
     """Files cut short by a crash or edited by hand: the report still covers every run, marking the damaged ones,
     and resume=auto still finds the runs it can read (a run whose phase cannot be read is not one to resume)."""
