@@ -327,9 +327,11 @@ class Model:
                    "seed": seed, "kv_cache": kv_cache}  # fmt: skip
         # a numpy or torch scalar (a loop over np.linspace) as the Python number it holds, which OmegaConf takes
         options = {key: value.item() if getattr(value, "ndim", None) == 0 else value for key, value in options.items()}
-        text = options.pop("prompt") if isinstance(prompt, str) else None  # as given: OmegaConf would read "${x}" in
-        with refusals_raised():  # it as an interpolation. The rest typed as gpt.sample's options are ("5" is 5,
-            o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)  # "hot" is refused), then ranged
+        # a string prompt is kept as given (OmegaConf would read "${x}" in it as an interpolation); the other options
+        # are typed as gpt.sample's are ("5" is 5, "hot" is refused), then ranged
+        text = options.pop("prompt") if isinstance(prompt, str) else None
+        with refusals_raised():
+            o = OmegaConf.merge(OmegaConf.structured(SampleRunConfig), options)
             check_allowed(o, SAMPLE_RANGES)
             prompt = o.prompt if text is None else text
             encode_prompt(prompt, self.tokenizer)  # refused here, before the first character is asked for

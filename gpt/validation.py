@@ -195,7 +195,7 @@ def in_a_multi_node_job() -> bool:
     cluster environments, in its order); by hand, Lightning's own environment reads each node's NODE_RANK."""
     import warnings
 
-    from lightning.fabric.plugins.environments import (
+    from lightning.fabric.plugins.environments import (  # only where a run asks for several nodes
         LSFEnvironment,
         MPIEnvironment,
         SLURMEnvironment,
