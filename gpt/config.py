@@ -23,7 +23,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 # Lightning's spellings; checked in gpt.validation (an Enum can't hold them: OmegaConf matches member names). 32 and
 # 64 are Lightning's short names for 32-true and 64-true (what it reports, in summary.json and the W&B tags). Those
 # it has and the harness leaves out, with why: gpt.validation
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64", "64-true")
+PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64", "64-true")
 # The string options of training and their allowed values, checked in gpt.validation: the one list of each
 CHOICES = {
     "trainer.precision": PRECISIONS,
@@ -134,7 +134,7 @@ class TrainerConfig:
     _target_: str = "lightning.pytorch.Trainer"
     max_steps: int = 1800
     max_time: str | None = None  # "DD:HH:MM:SS": stop (validating and checkpointing) when training has run this long
-    precision: str = "bf16-mixed"  # one of PRECISIONS
+    precision: str = "auto"  # one of PRECISIONS; auto: bf16-mixed where bf16 is native, else fp32 (gpt/machine.py)
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"

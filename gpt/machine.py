@@ -40,6 +40,19 @@ def memory_bytes(device: torch.device) -> int:
     return memory
 
 
+def run_precision(precision: str, accelerator: str) -> str:
+    """trainer.precision as a run on this machine takes it. auto (the default): bf16-mixed where the hardware
+    multiplies bf16 natively (a CUDA GPU from Ampere on; a CPU with AMX or AVX-512 BF16), else 16-mixed on an older
+    GPU and 32-true (fp32) on a CPU, where bf16 is emulated: on an AVX2-only AMD EPYC the default GPT trains 20x
+    slower in bf16-mixed than in fp32 (experiments/precision.md)."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()  # torch >= 2.13; before it, taken as neither
+    return "bf16-mixed" if capabilities.get("amx_bf16") or capabilities.get("avx512_bf16") else "32-true"
+
+
 def machine_slug() -> str:
     """describe_machine() as a folder name: where a benchmark writes this machine's figures."""
     return re.sub(r"[^A-Za-z0-9]+", "-", describe_machine()).strip("-").lower()

@@ -41,7 +41,7 @@ from gpt.config import PHASES
 from gpt.data import CharDataModule
 from gpt.errors import UserError, is_out_of_memory, out_of_memory_refusal
 from gpt.inspection import attention_layers, evaluate_ids, save_attention_maps
-from gpt.machine import memory_bytes
+from gpt.machine import memory_bytes, run_precision
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, for_terminal, generate_text
@@ -185,6 +185,8 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
     for notice in HARMLESS_NOTICES:
         warnings.filterwarnings("ignore", message=notice)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    # auto resolved once, before anything reads it: W&B's config and tags, the memory bound and the summary say what ran
+    cfg.trainer.precision = run_precision(cfg.trainer.precision, cfg.trainer.accelerator)
 
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # the vocabulary must be known to build the model

@@ -389,7 +389,8 @@ def test_attention_scores_past_the_devices_memory_are_refused_before_training(tm
     monkeypatch.setattr("gpt.training.memory_bytes", lambda device: 2**28)
     tiny = tiny_except("data.block_size", "data.batch_size", "trainer.max_steps")
     run = tmp_path / "run"
-    big = ["data.block_size=1024", "data.batch_size=32", "model.n_layer=2", "trainer.max_steps=1"]
+    big = ["data.block_size=1024", "data.batch_size=32", "model.n_layer=2", "trainer.max_steps=1",
+           "trainer.precision=bf16-mixed"]  # fmt: skip
     result = run_entry("gpt.train", *tiny, *big, f"hydra.run.dir={run}", env={"GPT_DATA": str(war_and_peace)})
     needed = f"{3 * 32 * 4 * 1024**2 * 2 / 2**30:.1f} GiB at least"
     sizes = "data.batch_size=32 x model.n_head=4 x data.block_size=1024"

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import gpt.callbacks
 import gpt.config
 from gpt.checkpoints import load_checkpoint
+from gpt.machine import run_precision
 from gpt.module import LanguageModelModule
 
 PHASES = list(gpt.config.PHASES)
@@ -52,6 +53,7 @@ def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
     assert (tmp_path / "metrics.csv").is_file()
     assert "val loss" in capsys.readouterr().out
     assert summary["peak_gpu_memory_mib"] is None  # trained on the CPU
+    assert summary["precision"] == run_precision("auto", "cpu")  # the default, as it ran (Lightning takes no auto)
     # the checkpoint commands build, without Lightning, the very model Lightning's own loading gives
     loaded = load_checkpoint(summary["checkpoint"])
     module = LanguageModelModule.load_from_checkpoint(summary["checkpoint"])
@@ -61,6 +63,27 @@ def test_every_phase_trains(phase, tmp_path, war_and_peace, capsys):
     assert loaded.model.state_dict().keys() == want.keys()
     idx = torch.randint(0, loaded.tokenizer.vocab_size, (2, 16))
     assert torch.equal(loaded.model.eval()(idx)[0], module.model.eval()(idx)[0])
+
+
+@pytest.mark.parametrize(
+    "accelerator, cuda, capabilities, precision",
+    [
+        ("auto", None, {"avx2": True, "avx512_f": True}, "32-true"),  # bf16 emulated: 20x slower than fp32 on AVX2
+        ("auto", None, {"avx512_f": True, "avx512_bf16": True}, "bf16-mixed"),  # AVX-512 BF16 (an AMD EPYC Zen 4)
+        ("cpu", True, {"amx_tile": True, "amx_bf16": True}, "bf16-mixed"),  # AMX (Intel Xeon from Sapphire Rapids)
+        ("auto", True, {}, "bf16-mixed"),  # a GPU from Ampere on, whatever the CPU
+        ("gpu", False, {"amx_bf16": True}, "16-mixed"),  # an older GPU: fp16 autocast, with its loss scaling
+    ],
+)
+def test_the_default_precision_is_bf16_where_the_hardware_multiplies_it_natively(
+    accelerator, cuda, capabilities, precision, monkeypatch
+):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: cuda is not None)
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda including_emulation=True: bool(cuda))
+    monkeypatch.setattr("torch.cpu.get_capabilities", lambda: capabilities)
+    assert run_precision("auto", accelerator) == precision
+    for given in gpt.config.PRECISIONS[1:]:  # every other value is taken as it is
+        assert run_precision(given, accelerator) == given
 
 
 def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):

@@ -5,8 +5,9 @@
 Builds the model, the optimiser (as the harness builds it: gpt/optim.py, fused AdamW) and the training batches of
 the composed config, runs 5 warm-up steps, times --steps steps without the profiler (ms per step) and the
 optimiser step alone, then profiles --steps steps and prints the ops with the most self time (CUDA time, then CPU
-time, on a GPU). A step is the forward pass (under bf16 autocast where trainer.precision is bf16-mixed), the
-backward pass, clipping at trainer.gradient_clip_val and the optimiser step: what Lightning runs, without its loop.
+time, on a GPU). A step is the forward pass (under bf16 autocast where trainer.precision is bf16-mixed, as auto is
+on a GPU), the backward pass, clipping at trainer.gradient_clip_val and the optimiser step: what Lightning runs,
+without its loop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 from gpt.api import compose
 from gpt.data import RandomWindows
 from gpt.errors import one_line_errors
+from gpt.machine import run_precision
 from gpt.optim import build_optimizer
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -38,7 +40,8 @@ def main() -> None:
     model = instantiate(cfg.model, vocab_size=data.tokenizer.vocab_size).to(DEVICE)
     optimizer = build_optimizer(model, dict(cfg.optim), fused=True)
     batches = iter(RandomWindows(data.train_data, cfg.data.block_size, cfg.data.batch_size, cfg.seed))
-    autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=cfg.trainer.precision == "bf16-mixed")
+    precision = run_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     synchronize = torch.cuda.synchronize if DEVICE == "cuda" else lambda: None
 
     def step():
