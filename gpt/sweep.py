@@ -49,6 +49,12 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
     return math.inf if "optuna" in str(hydra.sweeper.get("_target_", "")) else math.nan
 
 
+def jobs_run_here(launcher: DictConfig) -> bool:
+    """Whether a multirun's jobs run on this machine, one after another in this process (Hydra's basic launcher),
+    rather than launched elsewhere (hydra/launcher=slurm: each on a cluster node)."""
+    return str(launcher.get("_target_", "")).endswith(".BasicLauncher")
+
+
 def report_a_stopped_sweep(hydra: DictConfig) -> None:
     """The report of the jobs run so far, where a job stopped by a signal ends the sweep: Hydra's basic launcher,
     which runs the jobs one after another in this process. (A cluster's jobs are processes of their own: one
@@ -60,12 +66,6 @@ def report_a_stopped_sweep(hydra: DictConfig) -> None:
     report = write_report(Path(hydra.sweep.dir))
     print(f"the sweep stopped at job {hydra.job.num}, the jobs after it not started; the report of the jobs run: "
           f"{report}", file=sys.stderr)  # fmt: skip
-
-
-def jobs_run_here(launcher: DictConfig) -> bool:
-    """Whether a multirun's jobs run on this machine, one after another in this process (Hydra's basic launcher),
-    rather than launched elsewhere (hydra/launcher=slurm: each on a cluster node)."""
-    return str(launcher.get("_target_", "")).endswith(".BasicLauncher")
 
 
 class ReportAfterSweep(Callback):

@@ -4,13 +4,11 @@ import shlex
 
 import pytest
 from conftest import REPO, assert_one_line_error, compose_preset, no_credentials, run_entry, run_process
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 import gpt.api
 import gpt.config
-from gpt.config import register_configs
 from gpt.errors import quoted_override
 from gpt.validation import check_config
 
@@ -23,12 +21,6 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def compose_train(*overrides: str):
-    register_configs()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", list(overrides), return_hydra_config=False)
-
-
 def test_groups_mirror_the_code():
     assert GROUPS == ["data", "kernel", "logger", "model", "optim", "trainer"]  # + experiment presets, hydra/
     assert options("model") == sorted(gpt.config.PHASES)
@@ -37,18 +29,18 @@ def test_groups_mirror_the_code():
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group, option, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # trainer=gpu, fsdp: as on a GPU machine
-    cfg = compose_train(f"{group}={option}")
+    cfg = compose_preset(f"{group}={option}", with_hydra=False)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
     check_config(cfg)
 
 
 def test_model_configs_reach_the_kernel_and_block_size():
-    cfg = compose_train("model=multihead", "kernel=sdpa", "data.block_size=64")
+    cfg = compose_preset("model=multihead", "kernel=sdpa", "data.block_size=64", with_hydra=False)
     assert cfg.model.backend == "sdpa" and cfg.model.block_size == 64
 
 
 def test_everyday_overrides_are_spelled_as_documented():
-    cfg = compose_train(
+    cfg = compose_preset(
         "model.n_layer=2",
         "model.n_head=2",
         "model.n_embd=32",
@@ -59,6 +51,7 @@ def test_everyday_overrides_are_spelled_as_documented():
         "trainer.max_steps=7",
         "trainer.precision=32",
         "seed=5",
+        with_hydra=False,
     )
     assert (cfg.model.n_layer, cfg.trainer.max_steps, cfg.optim.lr, cfg.seed) == (2, 7, 3e-4, 5)
 
