@@ -144,6 +144,7 @@ def checkpoint_at(given: str, option: str, refusal: str) -> Path:
 
 
 _CLAIMED: dict[str, str] = {}  # the command's fresh run dirs (Hydra may resolve the run dir more than once)
+_CREATED: dict[str, Path] = {}  # each claimed dir -> the outermost folder its claim created (itself, its day, runs_dir)
 
 
 @contextlib.contextmanager
@@ -151,10 +152,12 @@ def claims_of_one_command():
     """Scope the fresh dirs claimed to one command: a second command in the same process (gpt.run twice in a
     notebook, within one second) claims a dir of its own instead of being handed the first one's."""
     _CLAIMED.clear()
+    _CREATED.clear()
     try:
         yield
     finally:
         _CLAIMED.clear()
+        _CREATED.clear()
 
 
 def claim_fresh_dir(name: str) -> str:
@@ -165,8 +168,10 @@ def claim_fresh_dir(name: str) -> str:
         base, number = Path(name), 1
         while True:
             candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+            new = [folder for folder in (candidate, *candidate.parents) if not folder.exists()]
             try:
                 candidate.mkdir(parents=True)
+                _CREATED[str(candidate)] = new[-1]  # mkdir made at least the candidate: it was among them
                 break
             except FileExistsError:
                 number += 1
@@ -260,15 +265,20 @@ def refuse_a_sweep_in(sweep_dir: Path) -> None:
 def removed_if_refused(run_dir: Path):
     """A fresh run dir (claimed by this process) that a refusal or a Ctrl-C leaves holding nothing but Hydra's config
     and log (and the W&B files of a run refused as it started) is removed, so that resume=auto and reports never
-    take it for a run; anything a run wrote keeps it."""
+    take it for a run; anything a run wrote keeps it. So are the folders its claim created (the day's, runs_dir on a
+    first run), where nothing else has come into them since."""
     try:
         yield
     except (*USER_ERRORS, KeyboardInterrupt):
-        fresh = any(Path(claimed).resolve() == run_dir.resolve() for claimed in _CLAIMED.values())
-        if fresh and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log", "wandb"}:
+        claimed = next((Path(dir_) for dir_ in _CLAIMED.values() if Path(dir_).resolve() == run_dir.resolve()), None)
+        if claimed and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log", "wandb"}:
             shutil.rmtree(run_dir)
-            with contextlib.suppress(OSError):  # the day's folder, if this was its only run
-                run_dir.parent.rmdir()
+            created = _CREATED[str(claimed)]  # the run dir itself, or a folder above it
+            for folder in claimed.parents[: len(claimed.parts) - len(created.parts)]:
+                try:
+                    folder.rmdir()  # only an empty one: another run's dir keeps it
+                except OSError:
+                    break
         raise
 
 

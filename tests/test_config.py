@@ -211,16 +211,17 @@ def test_a_multi_node_job_is_found_as_lightning_finds_its_cluster(variables, mul
     assert in_a_multi_node_job() is multi_node
 
 
-def test_a_sweep_sent_to_a_cluster_leaves_the_gpu_check_to_its_jobs(monkeypatch, capsys):
+def test_a_sweep_sent_to_a_cluster_leaves_the_gpu_check_to_its_jobs(monkeypatch, capsys, tmp_path):
     """A login node need not have the GPUs its SLURM jobs ask for: the sweep starts, each job checks its own node.
     Jobs run here (the basic launcher) are checked before the first one."""
     from gpt.sweep import ReportAfterSweep
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("shutil.which", lambda command: f"/usr/bin/{command}")  # SLURM's commands are here
-    ReportAfterSweep().on_multirun_start(compose_preset("hydra/launcher=slurm", "trainer=gpu", "logger=none"))
+    sweep = ["trainer=gpu", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    ReportAfterSweep().on_multirun_start(compose_preset("hydra/launcher=slurm", *sweep))
     with pytest.raises(SystemExit) as refused:
-        ReportAfterSweep().on_multirun_start(compose_preset("trainer=gpu", "logger=none"))
+        ReportAfterSweep().on_multirun_start(compose_preset(*sweep))
     assert refused.value.code == 2 and "trainer.accelerator=gpu: this machine has no CUDA GPU" in capsys.readouterr()[1]
 
 
@@ -246,11 +247,22 @@ def test_the_allowed_spellings_are_the_ones_the_code_implements():
 )
 def test_refusals_come_before_training_in_one_line_and_leave_no_run(overrides, fragments, tmp_path):
     """Options that used to fail only once a module, an optimiser, a logger or a kernel met the data: one line, exit 2,
-    and nothing under runs_dir that resume=auto or a report would take for a run."""
+    and nothing under runs_dir that resume=auto or a report would take for a run: not even runs_dir, which the
+    refused run was the first to make."""
     result = run_entry("gpt.train", *overrides, f"runs_dir={tmp_path / 'outputs'}", env=no_credentials(tmp_path))
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
-    assert not list((tmp_path / "outputs").rglob("*"))
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_refused_run_leaves_the_folders_that_were_there_before_it(tmp_path):
+    """runs_dir and the day's folder, where they existed (empty, or holding another run), stay as they were."""
+    earlier_run = tmp_path / "outputs" / "2026-01-01" / "10-00-00-gpt-eager"
+    earlier_run.mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    for runs_dir in (tmp_path / "outputs", tmp_path / "empty"):
+        assert_one_line_error(run_entry("gpt.train", "model.n_head=5", f"runs_dir={runs_dir}"), "model.n_head=5")
+    assert sorted(tmp_path.rglob("*")) == sorted([tmp_path / "empty", earlier_run, *earlier_run.parents[:2]])
 
 
 @pytest.mark.parametrize("value", ["~/corpus.txt", 'It\'s "so" ~', "a\\b", "ends in \\", '\\"', "", "x=y, z"])
