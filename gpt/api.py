@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from gpt.errors import UserError, refusals_raised
+from gpt.errors import UserError, counted, refusals_raised
 from gpt.inspection import Evaluation
 from gpt.reporting import Run as ReportedRun
 from gpt.reporting import has, load_run
@@ -280,11 +280,11 @@ class SplitEvaluation(Evaluation):
     corpus: Path = Path()
     block_size: int = 0
     unit: str = "char"
-    units: str = "characters"
+    noun: str = "character"
 
     def __str__(self) -> str:
         return (
-            f"{self.split} split of {self.corpus}, {self.characters:,} {self.units} scored (windows of "
+            f"{self.split} split of {self.corpus}, {counted(self.characters, self.noun)} scored (windows of "
             f"{self.block_size}, stride {self.stride}): loss {self.loss:.4f} nats/{self.unit} = "
             f"{self.bits_per_character:.4f} bits/{self.unit}"
         )
@@ -383,7 +383,7 @@ class Model:
             raise UserError(f"the checkpoint's corpus: {exc} (data.path=FILE or data=NAME gives another)") from None
         result = evaluate_ids(self.model, ids, cfg.stride, cfg.batch_tokens)
         return SplitEvaluation(**vars(result), split=cfg.split, corpus=corpus, block_size=block,
-                               unit=self.tokenizer.unit, units=self.tokenizer.units)  # fmt: skip
+                               unit=self.tokenizer.unit, noun=self.tokenizer.noun)  # fmt: skip
 
     def attention(self, text: str | None = None, title: str | None = None) -> Figure:
         """Every layer x head's attention over `text` (at most block_size characters; by default War and Peace's

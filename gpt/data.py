@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from gpt.config import DataConfig
 from gpt.corpus import resolve_corpus, splits, window_batch
-from gpt.errors import UserError
+from gpt.errors import UserError, counted
 from gpt.token_cache import NotTextError, encoded_corpus
 from gpt.tokenizer import ByteTokenizer, CharTokenizer
 
@@ -121,13 +121,13 @@ class CharDataModule(L.LightningDataModule):
                 )
                 raise UserError(
                     f"data.block_size={self.block_size} does not fit the {split_name} split of {corpus} "
-                    f"({len(part)} characters); {fits}"
+                    f"({counted(len(part), self.tokenizer.noun)}); {fits}"
                 )
             if windows > len(part) - self.block_size:
                 raise UserError(
                     f"data.{key}={windows} is more than the {len(part) - self.block_size} distinct windows of "
-                    f"{self.block_size} characters in the {split_name} split of {corpus}; use data.{key} <= "
-                    f"{len(part) - self.block_size}, a smaller data.block_size, or a longer text"
+                    f"{counted(self.block_size, self.tokenizer.noun)} in the {split_name} split of {corpus}; use "
+                    f"data.{key} <= {len(part) - self.block_size}, a smaller data.block_size, or a longer text"
                 )
         starts = torch.randint(
             len(self.val_data) - self.block_size, (self.val_windows,), generator=torch.Generator().manual_seed(VAL_SEED)

@@ -177,8 +177,8 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def counted(number: int, noun: str) -> str:
-    """A count with its noun, as a sentence says it: 1 character, 3 characters."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    """A count with its noun, as a sentence says it: 1 character, 3 characters, 322,751 characters."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def quoted_override(override: str) -> str:

@@ -69,7 +69,7 @@ def evaluate_ids(
     from gpt.corpus import gather
 
     if len(ids) < 2:
-        raise UserError(f"the split has {counted(len(ids), 'character')}: nothing to predict; give a longer text")
+        raise UserError(f"the split has {counted(len(ids), 'token')}: nothing to predict; give a longer text")
     block = min(model.block_size, len(ids) - 1)
     stride = min(stride or max(1, model.block_size // 2), block)
     batch_size = max(1, batch_tokens // block)  # windows per forward pass
@@ -118,8 +118,8 @@ def split_ids(data: DictConfig, split_name: str, tokenizer: Tokenizer) -> tuple[
     part = splits(tokens, data.train_fraction, data.get("test_fraction") or 0.0)[split_name]
     if len(part) < 2:
         raise UserError(
-            f"the {split_name} split of {corpus} has fewer than 2 {tokenizer.units}: nothing to predict; give a "
-            "longer text, or another split"
+            f"the {split_name} split of {corpus} has fewer than {counted(2, tokenizer.noun)}: nothing to predict; "
+            "give a longer text, or another split"
         )
     if own.vocab == tokenizer.vocab:
         return corpus, part
@@ -208,8 +208,8 @@ def passage_ids(text: str, tokenizer: Tokenizer, block_size: int) -> list[int]:
     ids = tokenizer.encode(text)
     if len(ids) > block_size:
         raise UserError(
-            f"text has {len(ids)} {tokenizer.units}; the model attends over block_size={block_size} at most: give "
-            f"1 to {block_size} {tokenizer.units}"
+            f"text has {counted(len(ids), tokenizer.noun)}; the model attends over block_size={block_size} at most: "
+            f"give 1 to {counted(block_size, tokenizer.noun)}"
         )
     return ids
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from gpt.api import load_for_command
 from gpt.entry import hydra_command
+from gpt.errors import counted
 from gpt.sampling import for_terminal
 
 
@@ -32,8 +33,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
     seconds = time.perf_counter() - start
     how = "with a KV cache" if model.model.samples_with_cache(cfg.kv_cache) else "recomputing the context"
-    unit = model.tokenizer.units
-    print(f"\n[{sampled} {unit} in {seconds:.2f} s: {sampled / seconds:,.0f} {unit}/s, {how}]", file=sys.stderr)
+    noun, rate = model.tokenizer.noun, sampled / seconds
+    print(f"\n[{counted(sampled, noun)} in {seconds:.2f} s: {rate:,.0f} {noun}s/s, {how}]", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class CharTokenizer:
     """Maps each character of a fixed vocabulary to its index in sorted order."""
 
     name = "chars"
-    unit, units = "char", "characters"  # what a token is, in the figures (bits/char)
+    unit, noun = "char", "character"  # what a token is: in the figures (bits/char), in counts (errors.counted)
 
     def __init__(self, chars: str):
         if len(set(chars)) != len(chars):
@@ -74,7 +74,7 @@ class ByteTokenizer:
     outside ASCII is several tokens; decoding replaces a sequence that is not UTF-8 (a model's slip) with U+FFFD."""
 
     name = "bytes"
-    unit, units = "byte", "bytes"  # enwik8's "bits per character" are bits per byte
+    unit, noun = "byte", "byte"  # enwik8's "bits per character" are bits per byte
     vocab = ""  # nothing to record: the vocabulary is every byte
     vocab_size = 256
     start = "\n"

@@ -331,6 +331,10 @@ def test_a_bad_corpus_is_a_one_line_error(tmp_path, content, fragments):
     [
         (["data.batch_size=100000"], ["data.batch_size=100000", "distinct windows", "data.batch_size <="]),
         (["model.block_size=8"], ["data.block_size=16", "beyond the model's 8 positions"]),
+        (  # counted in the tokenizer's unit
+            ["data.tokenizer=bytes", "data.block_size=100", "model.block_size=100"],
+            ["data.block_size=100 does not fit the validation split", "(54 bytes)", "data.block_size <= 52"],
+        ),
     ],
 )
 def test_data_the_model_or_text_cannot_hold_is_a_one_line_error(tmp_path, short_text, overrides, fragments):

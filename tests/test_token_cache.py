@@ -14,7 +14,7 @@ from gpt.data import RandomWindows
 from gpt.errors import UserError
 from gpt.inspection import evaluate_ids, split_ids
 from gpt.models import GPT
-from gpt.tokenizer import CharTokenizer
+from gpt.tokenizer import ByteTokenizer, CharTokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -126,10 +126,12 @@ def test_a_split_in_another_vocabulary_is_mapped_to_it(tmp_path):
     assert np.array_equal(ids, checkpoint.encode(TEXT[len(TEXT) // 2 :]))
 
 
-def test_a_split_too_short_to_score_is_named(tmp_path):
-    """One character in the validation split predicts nothing: the refusal names that split and its file."""
+@pytest.mark.parametrize("tokenizer, units", [(CharTokenizer("ab"), "characters"), (ByteTokenizer(), "bytes")])
+def test_a_split_too_short_to_score_is_named(tmp_path, tokenizer, units):
+    """One token in the validation split predicts nothing: the refusal names that split and its file, and counts
+    in the tokenizer's unit."""
     path = tmp_path / "text.txt"
     path.write_text("ab", encoding="utf-8")
     data = OmegaConf.create({"name": "text", "path": str(path), "url": None, "sha256": None, "train_fraction": 0.5})
-    with pytest.raises(UserError, match=rf"the val split of {re.escape(str(path))} has fewer than 2 characters"):
-        split_ids(data, "val", CharTokenizer.from_text("ab"))
+    with pytest.raises(UserError, match=rf"the val split of {re.escape(str(path))} has fewer than 2 {units}:"):
+        split_ids(data, "val", tokenizer)

@@ -113,6 +113,7 @@ def test_checkpoint_samples_without_the_corpus(tmp_path, short_text):
     assert set(text) <= set("the quick brown fox jumps over the lazy dog. ")
     assert not list(tmp_path.glob("outputs")), "sampling must not write a run dir"
     assert re.search(r"\[25 characters in [\d.]+ s: [\d,]+ characters/s, with a KV cache\]", result.stderr)
+    assert "\n[1 character in " in run_entry("gpt.sample", f"ckpt={ckpt}", "max_new_tokens=1").stderr
     # within the block (16 characters) the cache samples what recomputing the context samples
     within = [
         run_entry(
