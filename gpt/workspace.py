@@ -11,26 +11,29 @@ comparison is always available offline as the sweep's report.md (gpt/reporting.p
 from __future__ import annotations
 
 import sys
-
-import wandb_workspaces.reports.v2 as wr
-import wandb_workspaces.workspaces as ws
+from typing import TYPE_CHECKING
 
 from gpt.config import LoggerConfig
 from gpt.errors import OneLineArgumentParser
 
-PHASE = wr.Metric("JobType")  # each run's job_type is its phase (gpt/train.py)
-KERNEL = wr.Config("kernel.backend")
+if TYPE_CHECKING:
+    import wandb_workspaces.workspaces as ws
 
 
 def build_workspace(entity: str, project: str, group: str | None = None) -> ws.Workspace:
+    import wandb_workspaces.reports.v2 as wr  # a second and more: loaded once the command line is good
+    import wandb_workspaces.workspaces as ws
+
+    phase = wr.Metric("JobType")  # each run's job_type is its phase (gpt/train.py)
+    kernel = wr.Config("kernel.backend")
     sections = [
         ws.Section(
             name="Validation loss by phase",
             is_open=True,
             panels=[
-                wr.LinePlot(title="val loss by step, per phase", x="Step", y=["val/loss"], groupby=PHASE),
+                wr.LinePlot(title="val loss by step, per phase", x="Step", y=["val/loss"], groupby=phase),
                 wr.LinePlot(
-                    title="val loss by wall time, per phase", x="RelativeTime(Wall)", y=["val/loss"], groupby=PHASE
+                    title="val loss by wall time, per phase", x="RelativeTime(Wall)", y=["val/loss"], groupby=phase
                 ),
             ],
         ),
@@ -38,8 +41,8 @@ def build_workspace(entity: str, project: str, group: str | None = None) -> ws.W
             name="Eager vs Triton",
             is_open=True,
             panels=[
-                wr.LinePlot(title="train loss, per attention kernel", x="Step", y=["train/loss"], groupby=KERNEL),
-                wr.LinePlot(title="val loss, per attention kernel", x="Step", y=["val/loss"], groupby=KERNEL),
+                wr.LinePlot(title="train loss, per attention kernel", x="Step", y=["train/loss"], groupby=kernel),
+                wr.LinePlot(title="val loss, per attention kernel", x="Step", y=["val/loss"], groupby=kernel),
             ],
         ),
         ws.Section(
@@ -47,7 +50,7 @@ def build_workspace(entity: str, project: str, group: str | None = None) -> ws.W
             is_open=True,
             panels=[
                 wr.LinePlot(title="tokens/s during training", x="Step", y=["train/tokens_per_sec"]),
-                wr.BarPlot(title="tokens/s per kernel", metrics=["train/tokens_per_sec"], groupby=KERNEL),
+                wr.BarPlot(title="tokens/s per kernel", metrics=["train/tokens_per_sec"], groupby=kernel),
             ],
         ),
     ]

@@ -189,6 +189,20 @@ def test_a_mistake_on_the_command_line_of_report_or_workspace_is_one_line(comman
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
+def test_the_workspace_command_loads_wandb_workspaces_only_to_build_one():
+    """Its --help and its mistakes answer at once: the W&B library (a second and more of imports) loads after."""
+    probe = (
+        "import sys, contextlib, gpt.workspace\n"
+        "with contextlib.suppress(SystemExit): gpt.workspace.main(['--help'])\n"
+        "print('wandb_workspaces' in sys.modules)\n"
+        "gpt.workspace.main(['--entity', 'someone', '--dry-run'])\n"
+        "print('wandb_workspaces' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    after_help = result.stdout.split("\nFalse\n")[1].splitlines()  # the help, then whether it loaded the library
+    assert after_help[0].startswith("Validation loss by phase:") and after_help[-1] == "True", result.stdout
+
+
 def test_runs_whose_files_cannot_be_read_are_reported_as_damaged_and_the_others_as_ever(tmp_path, short_text):
     """Files cut short by a crash or edited by hand: the report still covers every run, marking the damaged ones,
     and resume=auto still finds the runs it can read (a run whose phase cannot be read is not one to resume)."""
