@@ -31,7 +31,7 @@ CHOICES = {
     "model.mlp": ("gelu", "relu2"),
     "optim.algorithm": ("adamw", "muon"),  # muon: Muon on the blocks' matrices, AdamW on the rest (gpt/optim.py)
     "optim.schedule": ("cosine", "wsd"),  # wsd: warmup, stable, then a linear decay over the last decay_fraction
-    "logger.wandb_mode": ("online", "offline", "disabled"),  # null: online where W&B credentials exist
+    "logger.wandb_mode": ("online", "offline", "disabled"),  # null: online where W&B credentials exist and it answers
     "data.tokenizer": TOKENIZERS,  # one token per character of the corpus, or per byte (gpt/tokenizer.py)
 }
 # what W&B itself takes in $WANDB_MODE (logger.wandb_mode, which the harness prefers to it, takes the first three)
@@ -154,7 +154,7 @@ class LoggerConfig:
     wandb: bool = True
     wandb_project: str = "gpt-war-and-peace"
     wandb_entity: str | None = None
-    # online / offline / disabled; None: online when W&B credentials exist, else offline (no prompt, no network)
+    # online / offline / disabled; None: online where W&B credentials exist and its server answers, else offline
     wandb_mode: str | None = None
 
 

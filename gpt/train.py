@@ -5,7 +5,7 @@
     python -m gpt.train -m model=attention,multihead,block,gpt kernel=eager,sdpa
 
 Each run writes, in its Hydra run dir: the composed config (.hydra/), metrics.csv, W&B files (offline unless
-credentials exist), checkpoints/last.ckpt, and summary.json; then it prints a sample.
+credentials exist and W&B's server answers), checkpoints/last.ckpt, and summary.json; then it prints a sample.
 
 Only Hydra and the config checks load before a run is known to be good: `--help`, `--cfg job` and every
 config error answer in about a second; torch, Lightning and W&B load with gpt.training, for the run itself.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -45,7 +44,7 @@ from gpt.machine import memory_bytes, run_precision
 from gpt.module import LanguageModelModule
 from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomically
 from gpt.sampling import encode_prompt, for_terminal, generate_text
-from gpt.validation import check_attention_fits, has_wandb_credentials, kept_scores_bytes
+from gpt.validation import check_attention_fits, kept_scores_bytes, wandb_mode
 
 # Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -59,15 +58,6 @@ HARMLESS_NOTICES = (
     ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
 )
-
-
-def wandb_mode(requested: str | None) -> str:
-    """online when the user has W&B credentials, offline otherwise: never a login prompt, never a hang."""
-    if requested:
-        return requested
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if has_wandb_credentials() else "offline"
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, phase: str, precision: str) -> list:

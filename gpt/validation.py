@@ -1,14 +1,18 @@
 """Config checks that the schema's types cannot express: allowed strings, ranges, values that must fit together.
 
 Every numeric option has a range (RANGES); the attention backend is checked against the kernels' registry
-(exists, can run here, has the dropout asked for). All of it runs before any heavy import or training starts.
+(exists, can run here, has the dropout asked for). All of it runs before any heavy import or training starts. So
+does W&B's setup: credentials and the server in reach where a run logs online (wandb_mode resolves the default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import shutil
+import sys
 from collections.abc import Iterable
 
 from omegaconf import DictConfig, OmegaConf
@@ -147,27 +151,83 @@ def check_allowed(cfg: DictConfig, allowed_values: dict[str, Range | OneOf]) -> 
 
 
 def has_wandb_credentials() -> bool:
-    """W&B's own lookup (WANDB_API_KEY, its settings, ~/.netrc or $NETRC), without a prompt or a server call."""
+    """W&B's own lookup (WANDB_API_KEY, its settings, ~/.netrc or $NETRC), without a prompt, a server call or a
+    word on the terminal: unless W&B is silent, wandb.login says where it found the key and then asks the server
+    whose it is (seconds, and a line about it before a run's own output)."""
     import wandb  # only where a run logs to W&B
 
-    return bool(wandb.login(verify=False, prompt=False))
+    settings = wandb.setup().settings
+    silent, settings.silent = settings.silent, True
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return bool(wandb.login(verify=False, prompt=False))
+    finally:
+        settings.silent = silent
+
+
+WANDB_CONNECT_SECONDS = 3  # how long a TCP connection to W&B's server (or its proxy) may take to count as reachable
+
+
+def unreachable_wandb_server() -> str | None:
+    """The W&B server this process would log to (W&B's own settings: WANDB_BASE_URL, `wandb login --host`, or its
+    default) where no TCP connection to it, or to the proxy that W&B or the environment names for it, opens within
+    WANDB_CONNECT_SECONDS; None where one does. W&B itself retries for 90 s and more before it gives up."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    import wandb
+
+    settings = wandb.setup().settings
+    server = urlsplit(settings.base_url)
+    proxy = settings.https_proxy if server.scheme == "https" else settings.http_proxy
+    if not proxy and not urllib.request.proxy_bypass(server.hostname or ""):
+        proxy = urllib.request.getproxies().get(server.scheme)
+    target = urlsplit(proxy) if proxy else server
+    try:
+        address = (target.hostname, target.port or (443 if target.scheme == "https" else 80))
+        socket.create_connection(address, timeout=WANDB_CONNECT_SECONDS).close()
+    except (OSError, ValueError):  # no such host, refused, timed out; a port that is not a number
+        return settings.base_url
+    return None
 
 
 def check_wandb_setup(cfg: DictConfig) -> None:
-    """A WANDB_MODE that W&B takes, and W&B credentials where the run is to log online. A sweep checks it once,
-    before its first job (gpt.sweep): its jobs share this machine's home, wherever they run."""
+    """A WANDB_MODE that W&B takes; where the run is to log online, W&B credentials and W&B's server in reach. A
+    sweep checks it once, before its first job (gpt.sweep): its jobs share this machine's home and network."""
     from_environment = os.environ.get("WANDB_MODE")
     if cfg.logger.wandb and from_environment not in (None, "", *WANDB_MODES):  # W&B reads it whatever it is given
         raise UserError(
             f"WANDB_MODE={from_environment} (in the environment): W&B takes {', '.join(WANDB_MODES)}; correct or "
             "unset it (logger.wandb_mode chooses the mode too), or train without W&B: logger=csv"
         )
-    online = cfg.logger.wandb and (cfg.logger.wandb_mode or from_environment) == "online"
-    if online and not has_wandb_credentials():
+    if not (cfg.logger.wandb and (cfg.logger.wandb_mode or from_environment) == "online"):
+        return
+    online = "logger.wandb_mode=online" if cfg.logger.wandb_mode else "WANDB_MODE=online (in the environment)"
+    offline = "logger.wandb_mode=offline, uploaded later with make sync"
+    if not has_wandb_credentials():
+        raise UserError(f"{online}: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or {offline}")
+    server = unreachable_wandb_server()
+    if server:
         raise UserError(
-            "logger.wandb_mode=online: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or "
-            "logger.wandb_mode=offline, uploaded later with make sync"
+            f"{online}: W&B's server {server} is out of reach from here (no connection in {WANDB_CONNECT_SECONDS} "
+            f"s; a proxy goes in HTTPS_PROXY); or {offline}"
         )
+
+
+def wandb_mode(requested: str | None) -> str:
+    """The mode asked for (logger.wandb_mode, else WANDB_MODE); else online where the user has W&B credentials and
+    W&B's server is in reach, offline otherwise: never a login prompt, never a wait for a network that is not there."""
+    if requested or os.environ.get("WANDB_MODE"):
+        return requested or os.environ["WANDB_MODE"]
+    if not has_wandb_credentials():
+        return "offline"
+    server = unreachable_wandb_server()
+    if server:
+        print(f"W&B's server {server} is out of reach from here: this run logs offline (make sync uploads it later)",
+              file=sys.stderr)  # fmt: skip
+        return "offline"
+    return "online"
 
 
 def check_hardware(cfg: DictConfig) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -275,12 +276,84 @@ def test_w_and_b_unusable_is_one_line_and_leaves_no_run(tmp_path, war_and_peace,
 
     monkeypatch.setattr(wandb, "init", out_of_reach)
     monkeypatch.setattr("gpt.validation.has_wandb_credentials", lambda: True)  # as for a user logged in
+    monkeypatch.setattr("gpt.validation.unreachable_wandb_server", lambda: None)  # a connection opens, then no answer
     env["WANDB_MODE"] = "online"
     unreachable = run_entry(
         "gpt.train", *tiny_except("logger"), "logger=default", "runs_dir=runs", env=env, cwd=tmp_path
     )
     assert_one_line_error(unreachable, "W&B could not reach its server", "no such host", "logger.wandb_mode=offline")
     assert not list((tmp_path / "runs").glob("*/*")), "a refused run left its dir"
+
+
+@pytest.fixture
+def wandb_server(monkeypatch):
+    """W&B's settings pointed at a server on this machine, as `wandb login --host` would point them, and a W&B API
+    key in the environment, as for a user logged in. Call it with whether the server listens: its address. After
+    it, W&B forgets the key it found (it keeps it for the process) and its settings, as a new process would."""
+    import wandb
+
+    settings = wandb.setup().settings
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    servers = []
+
+    def point_at(listening: bool) -> str:
+        servers.append(socket.create_server(("127.0.0.1", 0)))
+        url = f"http://127.0.0.1:{servers[-1].getsockname()[1]}"
+        if not listening:
+            servers.pop().close()  # nothing listens on that port now: a connection is refused at once
+        monkeypatch.setattr(settings, "base_url", url)
+        return url
+
+    yield point_at
+    for server in servers:
+        server.close()
+    wandb.teardown()
+
+
+def test_the_wandb_server_probe_connects_to_the_server_or_its_proxy(wandb_server, monkeypatch):
+    from gpt.validation import unreachable_wandb_server
+
+    proxy = wandb_server(listening=True)
+    assert unreachable_wandb_server() is None
+    down = wandb_server(listening=False)
+    assert unreachable_wandb_server() == down
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    assert unreachable_wandb_server() is None  # the proxy answers for it
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert unreachable_wandb_server() == down  # a host the proxy is not for
+
+
+def test_wandb_online_with_its_server_out_of_reach_is_one_line_at_once_and_the_default_logs_offline(
+    wandb_server, tmp_path, war_and_peace
+):
+    """W&B would retry for 90 s and more before giving up. Asked for online: one line, and no run dir. Left to
+    choose (logged in, no mode given): the run logs offline, and says so."""
+    wandb_server(listening=False)
+    env, run = {"GPT_DATA": str(war_and_peace), "WANDB_MODE": None}, [*tiny_except("logger"), "logger=default"]
+    refused = run_entry("gpt.train", *run, "logger.wandb_mode=online", "runs_dir=runs", env=env, cwd=tmp_path)
+    assert_one_line_error(refused, "logger.wandb_mode=online: W&B's server http://127.0.0.1:", "out of reach")
+    assert not (tmp_path / "runs").exists()
+    trained = run_entry("gpt.train", *run, f"hydra.run.dir={tmp_path / 'run'}", env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "is out of reach from here: this run logs offline (make sync uploads it later)" in trained.stderr
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_wandb_credentials_are_found_without_a_word_or_a_call_to_the_server(tmp_path):
+    """wandb.login, left to say what it does, prints where it found the key, then asks the server whose it is
+    (seconds); a fresh process, as W&B reads its settings once per process."""
+    server = socket.create_server(("127.0.0.1", 0))
+    env = {**os.environ, "WANDB_API_KEY": "k" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{server.getsockname()[1]}"}
+    env = {key: value for key, value in env.items() if key not in ("WANDB_SILENT", "WANDB_MODE")}
+    probe = "from gpt.validation import has_wandb_credentials; print(has_wandb_credentials())"
+    with server:
+        found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no connection came
+            server.accept()
+    assert (found.stdout, found.stderr) == ("True\n", "")
 
 
 @pytest.mark.parametrize(
