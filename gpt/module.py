@@ -34,6 +34,12 @@ class LanguageModelModule(L.LightningModule):
         self.save_hyperparameters()
         self.model, self.tokenizer = build_model(model, tokenizer, vocab)
         self.compiled_forward = None  # compile_steps
+        # one sequence of the longest context: Lightning's model summary runs it to count the FLOPs of a forward
+        self.example_input_array = torch.zeros(1, self.model.block_size, dtype=torch.long)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits for token ids (batch, T). Training and validation go through `loss`."""
+        return self.model(idx)[0]
 
     def compile_steps(self, mode: str | None = None) -> None:
         """torch.compile what the training and validation steps run (`mode` as torch.compile's: None or

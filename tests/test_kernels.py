@@ -311,6 +311,50 @@ def test_all_backends_agree_through_the_interface():
         torch.testing.assert_close(out, outs["sdpa"], rtol=1e-5, atol=1e-5, msg=backend)
 
 
+def counted_flops(backend: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    """torch's FlopCounterMode over one attention's forward, then its backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    kernels.lookup(backend).load()  # the formulas register on import, and the counter copies them when made
+    q, k, v = (torch.randn(shape, device=DEVICE, requires_grad=True) for _ in range(3))
+    with FlopCounterMode(display=False) as counter:
+        out = kernels.attention(q, k, v, backend=backend)
+        forward = counter.get_total_flops()
+        out.sum().backward()
+    return forward, counter.get_total_flops() - forward
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 16), (1, 2, 17, 8)])
+def test_every_backend_counts_the_flops_of_the_matmuls_it_does(shape):
+    """Counted as torch counts the matmuls of eager attention: q k^T and p v forward (2 T^2 head_dim each, causal
+    or not); four backward, and a fifth where the scores are recomputed (sdpa's flash kernels, kernel=triton)."""
+    B, H, T, D = shape
+    matmul = 2 * B * H * T * T * D
+    counted = {backend: counted_flops(backend, shape) for backend in kernels.BACKENDS}
+    assert counted["eager"] == counted["triton_naive"] == (2 * matmul, 4 * matmul)  # eager's: aten's own counts
+    assert counted["sdpa"] == counted["triton"] == (2 * matmul, 5 * matmul)
+
+
+def test_the_model_summary_counts_attention_through_every_backend():
+    """Lightning's model summary (its FLOPs column) runs the module's example input, one sequence of block_size
+    tokens: every backend gives the GPT's matmuls, counted by hand."""
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    from gpt.module import LanguageModelModule
+
+    flops = {}
+    for backend in kernels.BACKENDS:
+        config = {"_target_": "gpt.models.GPT", "block_size": 16, "n_embd": 16, "n_head": 2, "n_layer": 2,
+                  "dropout": 0.0, "backend": backend}  # fmt: skip
+        module = LanguageModelModule(config, optim={}, vocab="abcdefgh", max_steps=1, tokenizer="chars")
+        flops[backend] = ModelSummary(module.to(DEVICE)).total_flops
+    T, C, vocab = 16, 16, 8
+    linear = 2 * T * C * (3 * C + C + 4 * C + 4 * C)  # a block's q k v, its projection, the MLP's two layers
+    attention = 2 * (2 * T * T * C)  # q k^T and p v, over all heads (heads x head_dim = C)
+    expected = 2 * (linear + attention) + 2 * T * C * vocab  # two blocks and the head
+    assert flops == dict.fromkeys(kernels.BACKENDS, expected)
+
+
 @pytest.mark.parametrize("backend", kernels.TRITON_BACKENDS)
 def test_triton_backends_refuse_attention_dropout(backend):
     q = torch.randn(1, 1, 8, 16, device=DEVICE)
