@@ -143,8 +143,9 @@ def checkpoint_at(given: str, option: str, refusal: str) -> Path:
     raise UserError(f"{option}={given}: {refusal}")
 
 
-_CLAIMED: dict[str, str] = {}  # the command's fresh run dirs (Hydra may resolve the run dir more than once)
-_CREATED: dict[str, Path] = {}  # each claimed dir -> the outermost folder its claim created (itself, its day, runs_dir)
+# the command's fresh run dirs (Hydra may resolve the run dir more than once): name -> (the dir claimed, the outermost
+# folder its claim created: the dir itself, its day's folder, or runs_dir)
+_CLAIMED: dict[str, tuple[str, Path]] = {}
 
 
 @contextlib.contextmanager
@@ -152,12 +153,10 @@ def claims_of_one_command():
     """Scope the fresh dirs claimed to one command: a second command in the same process (gpt.run twice in a
     notebook, within one second) claims a dir of its own instead of being handed the first one's."""
     _CLAIMED.clear()
-    _CREATED.clear()
     try:
         yield
     finally:
         _CLAIMED.clear()
-        _CREATED.clear()
 
 
 def claim_fresh_dir(name: str) -> str:
@@ -171,7 +170,6 @@ def claim_fresh_dir(name: str) -> str:
             new = [folder for folder in (candidate, *candidate.parents) if not folder.exists()]
             try:
                 candidate.mkdir(parents=True)
-                _CREATED[str(candidate)] = new[-1]  # mkdir made at least the candidate: it was among them
                 break
             except FileExistsError:
                 number += 1
@@ -180,8 +178,8 @@ def claim_fresh_dir(name: str) -> str:
                     f"cannot create {candidate.absolute()}: {exc.strerror}; give runs_dir (a sweep: hydra.sweep.dir) "
                     "a folder that can be written"
                 ) from None
-        _CLAIMED[name] = str(candidate)
-    return _CLAIMED[name]
+        _CLAIMED[name] = (str(candidate), new[-1])  # mkdir made at least the candidate: it was among them
+    return _CLAIMED[name][0]
 
 
 def resumed_run_dir(resume: str | None, phase: str, runs_dir: str, name: str) -> str:
@@ -270,10 +268,11 @@ def removed_if_refused(run_dir: Path):
     try:
         yield
     except (*USER_ERRORS, KeyboardInterrupt):
-        claimed = next((Path(dir_) for dir_ in _CLAIMED.values() if Path(dir_).resolve() == run_dir.resolve()), None)
-        if claimed and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log", "wandb"}:
+        claim = next(((Path(dir_), created) for dir_, created in _CLAIMED.values()
+                      if Path(dir_).resolve() == run_dir.resolve()), None)  # fmt: skip
+        if claim and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {HYDRA_DIR, "train.log", "wandb"}:
             shutil.rmtree(run_dir)
-            created = _CREATED[str(claimed)]  # the run dir itself, or a folder above it
+            claimed, created = claim  # created: the run dir itself, or a folder above it
             for folder in claimed.parents[: len(claimed.parts) - len(created.parts)]:
                 try:
                     folder.rmdir()  # only an empty one: another run's dir keeps it

@@ -218,8 +218,9 @@ def check_wandb_setup(cfg: DictConfig) -> None:
 def wandb_mode(requested: str | None) -> str:
     """The mode asked for (logger.wandb_mode, else WANDB_MODE); else online where the user has W&B credentials and
     W&B's server is in reach, offline otherwise: never a login prompt, never a wait for a network that is not there."""
-    if requested or os.environ.get("WANDB_MODE"):
-        return requested or os.environ["WANDB_MODE"]
+    chosen = requested or os.environ.get("WANDB_MODE")
+    if chosen:
+        return chosen
     if not has_wandb_credentials():
         return "offline"
     server = unreachable_wandb_server()
