@@ -12,12 +12,15 @@ are thin callers of it.
     gpt.curves(runs)                                            # their val loss against steps and wall time
     gpt.runs("multirun/2026-12-01/10-00-00-phases")             # a past sweep's runs (any folder of runs)
 
-Every function takes the command line's overrides as strings. A refused one raises gpt.UserError, whose message is
-the line the command would print (what was wrong, what is allowed); nothing else is raised for a user's mistake.
+Every function takes the command line's overrides as strings, or as keywords: gpt.run(model="bigram", seed=1), a
+dotted key by **{"trainer.max_steps": 300}, a sweep's values as a list (gpt.multirun(model=["bigram", "gpt"])). A
+refused one raises gpt.UserError, whose message is the line the command would print (what was wrong, what is
+allowed); nothing else is raised for a user's mistake.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import signal
 import sys
@@ -43,10 +46,10 @@ if TYPE_CHECKING:
 __all__ = ["Model", "Run", "SplitEvaluation", "UserError", "compose", "curves", "load", "multirun", "run", "runs"]
 
 
-def compose(*overrides: str, command: str = "train") -> DictConfig:
+def compose(*overrides: str, command: str = "train", **options) -> DictConfig:
     """The config a command would run with these overrides, checked as the command checks it.
 
-    >>> cfg = gpt.compose("model=gpt", "model.n_layer=2")
+    >>> cfg = gpt.compose("model=gpt", "model.n_layer=2")   # or gpt.compose(model="gpt", **{"model.n_layer": 2})
     >>> cfg.model.n_layer, cfg.data.block_size
     (2, 128)
 
@@ -55,7 +58,7 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
     commands = {"train": "config", "sample": "sample", "evaluate": "evaluate", "attention": "attention"}
     if command not in commands:
         raise UserError(f"command={command!r}: allowed are {', '.join(commands)}")
-    check_overrides(overrides)
+    overrides = command_line(overrides, options)
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -72,43 +75,81 @@ def compose(*overrides: str, command: str = "train") -> DictConfig:
     return cfg
 
 
-def check_overrides(overrides: tuple) -> None:
-    """Overrides are strings, one an argument, as words on the command line; a list given whole is refused in a line
-    that says so, rather than by Hydra's parser deep inside."""
+def command_line(overrides: tuple, options: dict, sweep: bool = False) -> tuple[str, ...]:
+    """The overrides as words of the command line: the strings as given, then each keyword as key=value, its value
+    written as Hydra reads it back (true, null, a string quoted where it holds a comma, a quote, a space ...); in a
+    sweep a list is the values to sweep. Anything else is refused in a line that says what is taken, rather than by
+    Hydra's parser deep inside."""
     for override in overrides:
         if not isinstance(override, str):
             unpack = "; unpack a list with *: gpt.run(*overrides)" if isinstance(override, (list, tuple)) else ""
             raise UserError(
                 f"{override!r}: overrides are strings, one an argument, as on the command line: "
-                f'gpt.run("model=gpt", "seed=1"){unpack}'
+                f'gpt.run("model=gpt", "seed=1"), or keywords: gpt.run(model="gpt", seed=1){unpack}'
             )
+    words = []
+    for key, value in options.items():
+        if not isinstance(value, (list, tuple)):
+            words.append(f"{key}={override_value(key, value)}")
+        elif not sweep:
+            raise UserError(f"{key}={value!r}: one run takes one value; gpt.multirun({key}=[...]) sweeps a list")
+        elif not value:
+            raise UserError(f"{key}=[]: a sweep needs at least one value")
+        else:
+            words.append(f"{key}={','.join(override_value(key, each) for each in value)}")
+    return (*overrides, *words)
+
+
+def override_value(key: str, value) -> str:
+    """One value as an override writes it: Hydra parses the word back into `value` itself."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Quote, QuotedString
+    from hydra.errors import HydraException
+
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, numbers.Real):  # numpy's numbers too, written as Python's
+        return str(value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise UserError(
+            f"{key}={value!r}: a keyword's value is a string, number, bool, None or path (or, for gpt.multirun, a "
+            "list of them)"
+        )
+    try:  # a plain word stays as it is typed (model=gpt, not model='gpt'): run dirs and reports name it so
+        if OverridesParser.create().parse_override(f"{key}={value}").value() == value:
+            return value
+    except HydraException:  # a word Hydra's grammar refuses ("Well, (Prince"): quoted instead
+        pass
+    return QuotedString(text=value, quote=Quote.single).with_quotes()
 
 
 MULTIRUN_FLAGS = {"-m", "--multirun"}  # Hydra's
 
 
-def run(*overrides: str) -> Run:
+def run(*overrides: str, **options) -> Run:
     """Train one run as `python -m gpt.train <overrides>` does, in the same run dir layout, and return it.
 
-    >>> run = gpt.run("model=bigram", "trainer.max_steps=200", "logger=csv")
+    >>> run = gpt.run("model=bigram", "trainer.max_steps=200", logger="csv")
     >>> run.summary["val_loss"]
     2.49...
     """
-    check_overrides(overrides)
+    overrides = command_line(overrides, options)
     if flags := sorted(MULTIRUN_FLAGS.intersection(overrides)):
         raise UserError(f"{flags[0]}: gpt.run trains one run; gpt.multirun(...) runs a sweep (its overrides, no flag)")
     return _train_command(list(overrides))[-1]
 
 
-def multirun(*overrides: str) -> list[Run]:
+def multirun(*overrides: str, **options) -> list[Run]:
     """Run a sweep as `python -m gpt.train -m <overrides>` does (its report included) and return its runs in job
     order; a failed job's run carries its error (run.error) and the others their results.
 
-    >>> runs = gpt.multirun("model=bigram,block", "trainer.max_steps=100", "logger=csv")
+    >>> runs = gpt.multirun("model=bigram,block", "trainer.max_steps=100", logger="csv")   # or model=["bigram", ...]
     >>> [run.summary["val_loss"] for run in runs]
     [2.6..., 2.5...]
     """
-    check_overrides(overrides)
+    overrides = command_line(overrides, options, sweep=True)
     return _train_command(["-m", *(override for override in overrides if override not in MULTIRUN_FLAGS)])
 
 

@@ -225,6 +225,34 @@ def test_a_multirun_takes_the_flag_it_implies(monkeypatch):
     assert gpt.multirun("-m", "seed=1,2") == gpt.multirun("--multirun", "seed=1,2") == ["-m", "seed=1,2"]
 
 
+def test_keywords_are_the_overrides_they_spell(monkeypatch, tmp_path):
+    """gpt.run(model="gpt", seed=1) is gpt.run("model=gpt", "seed=1"): each value reaches the config as given, a
+    string Hydra would read otherwise (a comma, a quote, a bracket, "true", "1") quoted; a list is a sweep's values."""
+    prompt = "Well, Prince, it's [so] (\\ $x) true"
+    options = {"model": "gpt", "seed": 7, "model.dropout": np.float64(0.25), "compile": False, "sample.prompt": prompt,
+               "data.path": tmp_path / "a corpus.txt", "name": "true", "inspect.stride": None}  # fmt: skip
+    cfg = gpt.compose(**options)
+    assert cfg.model == gpt.compose("model=gpt", "model.dropout=0.25").model and (cfg.seed, cfg.compile) == (7, False)
+    assert (cfg.sample.prompt, cfg.data.path, cfg.name, cfg.inspect.stride) == (
+        prompt, str(tmp_path / "a corpus.txt"), "true", None)  # fmt: skip
+    assert gpt.compose("model=gpt", "seed=7") == gpt.compose(model="gpt", seed=7)
+    monkeypatch.setattr(gpt.api, "_train_command", lambda argv: [argv])  # the command line, as a run
+    assert gpt.multirun("data=text", model=["bigram", "gpt"], seed=(1, 2)) == [["-m", "data=text", "model=bigram,gpt",
+                                                                                  "seed=1,2"]]  # fmt: skip
+    assert gpt.run("data=text", model="gpt", seed=1) == ["data=text", "model=gpt", "seed=1"]
+    for call, refusal in [
+        (
+            lambda: gpt.run(model=["bigram", "gpt"]),
+            "model=['bigram', 'gpt']: one run takes one value; gpt.multirun(model=[...]) sweeps",
+        ),
+        (lambda: gpt.multirun(seed=[]), "seed=[]: a sweep needs at least one value"),
+        (lambda: gpt.compose(seed=object()), "a keyword's value is a string, number, bool, None or path"),
+        (lambda: gpt.compose(modle="gpt"), "modle: Key 'modle' not in 'TrainConfig'"),
+    ]:
+        with pytest.raises(gpt.UserError, match=re.escape(refusal)):
+            call()
+
+
 @pytest.mark.parametrize("command", ["gpt.sample", "gpt.evaluate", "gpt.attention"])
 def test_a_checkpoint_command_without_ckpt_names_the_newest_run(command, tmp_path):
     assert_one_line_error(run_entry(command, cwd=tmp_path), "ckpt: no checkpoint given", "none in outputs/ yet")
