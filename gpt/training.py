@@ -300,7 +300,7 @@ def train_in(run_dir: Path, cfg: DictConfig, phase: str) -> dict:
         "tokens_per_sec": round(throughput.tokens_per_sec, 1),
         "wall_seconds": round(wall_seconds, 1),
         "peak_gpu_memory_mib": None if peak_memory is None else round(peak_memory),  # torch's allocations; no GPU: null
-        "precision": trainer.precision,  # what ran: Lightning turns 16-mixed into bf16-mixed on a CPU
+        "precision": trainer.precision,  # what ran, in Lightning's spelling (32 is 32-true), auto resolved
         "checkpoint": str(last_checkpoint) if last_checkpoint.exists() else None,
         "run_dir": str(run_dir),
     }

@@ -232,8 +232,9 @@ def wandb_mode(requested: str | None) -> str:
 
 
 def check_hardware(cfg: DictConfig) -> None:
-    """A GPU where the trainer asks for one; a multi-node job where it asks for several nodes. A sweep whose jobs
-    run here checks it before its first job; one launched to a cluster leaves it to each job, on its node."""
+    """A GPU where the trainer asks for one, or for fp16 autocast; a multi-node job where it asks for several nodes.
+    A sweep whose jobs run here checks it before its first job; one launched to a cluster leaves it to each job, on
+    its node."""
     if cfg.trainer.num_nodes > 1 and not in_a_multi_node_job():
         raise UserError(
             f"trainer.num_nodes={cfg.trainer.num_nodes}: this process was not started as one of a multi-node job "
@@ -248,6 +249,18 @@ def check_hardware(cfg: DictConfig) -> None:
                 f"trainer.accelerator={cfg.trainer.accelerator}: this machine has no CUDA GPU (trainer=gpu, "
                 "trainer=fsdp and +experiment=long_context ask for one); run on a GPU machine, or "
                 "trainer.accelerator=auto"
+            )
+    if cfg.trainer.precision == "16-mixed" and cfg.trainer.accelerator in ("cpu", "auto"):
+        import torch  # as above, only where it matters
+
+        from gpt.machine import run_precision
+
+        if cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available():
+            # Lightning would warn and run bf16-mixed, emulated (20x slower than fp32) on a CPU without AMX or
+            # AVX-512 BF16: another run than the one asked for
+            raise UserError(
+                "trainer.precision=16-mixed: fp16 autocast runs on a CUDA GPU, and this run is on the CPU; on a CPU "
+                f"use auto (here {run_precision('auto', 'cpu')}), 32-true or bf16-mixed"
             )
 
 

@@ -75,6 +75,10 @@ def test_everyday_overrides_are_spelled_as_documented():
         ),
         ("trainer.precision=16", ["trainer.precision=16", "old name for 16-mixed", "allowed are auto, 32,"]),
         ("trainer.precision=16-true", ["trainer.precision=16-true", "AdamW's eps", "allowed are auto, 32, 32-true"]),
+        (
+            "trainer.precision=16-mixed trainer.accelerator=cpu",  # Lightning would run bf16-mixed instead
+            ["trainer.precision=16-mixed: fp16 autocast runs on a CUDA GPU", "on a CPU use auto (here ", "bf16-mixed"],
+        ),
         ("trainer.precision=64 kernel=triton", ["trainer.precision=64 with kernel=triton", "not float64"]),
         ("compile=fast", ["compile=fast", "allowed are false, true, default, reduce-overhead"]),
         ("+optim.weight_decy=0.2", ["optim.weight_decy", "not in 'OptimConfig'", "allowed keys here:", "weight_decay"]),
@@ -86,8 +90,10 @@ def test_everyday_overrides_are_spelled_as_documented():
     ],
 )
 def test_config_mistakes_are_one_line_errors(override, fragments, tmp_path):
-    """Each a line, where Hydra or argparse would print a traceback or their usage."""
-    result = run_entry("gpt.train", *override.split(), "logger=none", f"hydra.run.dir={tmp_path}")
+    """Each a line, where Hydra or argparse would print a traceback or their usage. (Were one taken, its run would be
+    a short one: the overrides come after a step's worth of settings, and the last of a key's values wins.)"""
+    one_step = ["trainer.max_steps=1", "data.val_windows=1", "sample.max_new_tokens=1", "inspect.full_val=false"]
+    result = run_entry("gpt.train", *one_step, *override.split(), "logger=none", f"hydra.run.dir={tmp_path}")
     assert_one_line_error(result, *fragments)
     assert result.returncode == 2
     assert not (tmp_path / "checkpoints").exists()
