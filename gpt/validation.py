@@ -209,9 +209,10 @@ def check_wandb_setup(cfg: DictConfig) -> None:
         raise UserError(f"{online}: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or {offline}")
     server = unreachable_wandb_server()
     if server:
+        proxy = f"{server.split(':', 1)[0].upper()}_PROXY"  # the variable a proxy for its scheme goes in
         raise UserError(
             f"{online}: W&B's server {server} is out of reach from here (no connection in {WANDB_CONNECT_SECONDS} "
-            f"s; a proxy goes in HTTPS_PROXY); or {offline}"
+            f"s; a proxy goes in {proxy}); or {offline}"
         )
 
 

@@ -324,7 +324,8 @@ def test_wandb_online_with_its_server_out_of_reach_is_one_line_at_once_and_the_d
     wandb_server(listening=False)
     env, run = {"GPT_DATA": str(war_and_peace), "WANDB_MODE": None}, [*tiny_except("logger"), "logger=default"]
     refused = run_entry("gpt.train", *run, "logger.wandb_mode=online", "runs_dir=runs", env=env, cwd=tmp_path)
-    assert_one_line_error(refused, "logger.wandb_mode=online: W&B's server http://127.0.0.1:", "out of reach")
+    assert_one_line_error(refused, "logger.wandb_mode=online: W&B's server http://127.0.0.1:", "out of reach",
+                          "a proxy goes in HTTP_PROXY")  # fmt: skip
     assert not (tmp_path / "runs").exists()
     trained = run_entry("gpt.train", *run, f"hydra.run.dir={tmp_path / 'run'}", env=env)
     assert trained.returncode == 0, trained.stderr[-3000:]
