@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -71,6 +72,11 @@ class NotTextError(UserError):
     """A corpus read as characters that is not UTF-8 text (a training run may read it as bytes instead)."""
 
 
+# byte-order marks of text in UTF-32 and UTF-16, the longer first (UTF-32-LE's begins with UTF-16-LE's)
+WIDE_BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+             (codecs.BOM_UTF16_BE, "UTF-16")]  # fmt: skip
+
+
 def _chunks(path: Path):
     """The text at path decoded from UTF-8 chunk by chunk, with the raw bytes, refused in one line where it is
     empty, binary (NUL bytes) or not UTF-8."""
@@ -83,6 +89,12 @@ def _chunks(path: Path):
         while True:
             raw = file.read(CHUNK_BYTES)
             if b"\x00" in raw:
+                wide = next((name for bom, name in WIDE_BOMS if raw.startswith(bom)), None) if not offset else None
+                if wide:  # text all the same, in an encoding whose characters hold zero bytes (Windows saves it)
+                    raise NotTextError(
+                        f"{path}: {wide} text (it begins with {wide}'s byte-order mark), not UTF-8; convert it: iconv "
+                        f"-f {wide} -t UTF-8 {shlex.quote(str(path))} > {shlex.quote(path.stem + '.utf8.txt')}"
+                    )
                 raise NotTextError(f"{path}: contains NUL bytes, so it is binary, not text; give a UTF-8 text file")
             try:
                 text = decoder.decode(raw, final=not raw)

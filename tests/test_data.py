@@ -71,6 +71,10 @@ def test_corrupt_corpus_is_refused(no_corpus_env, tmp_path, war_and_peace):
         (b" \n\n", "empty"),
         (b"abc\x00def", "binary"),
         (b"caf\xe9 au lait", "not valid UTF-8"),
+        ("café\n".encode("utf-16"), "UTF-16 text .* convert it: iconv -f UTF-16 -t UTF-8 .*bad.txt > bad.utf8.txt$"),
+        ("café\n".encode("utf-32"), "UTF-32 text"),
+        ("café\n".encode("utf-16-be"), "binary"),  # no byte-order mark: nothing says it is text
+        (b"abc" + "café".encode("utf-16"), "binary"),  # a mark only counts where a file begins
     ],
 )
 def test_unusable_text_is_refused(tmp_path, content, complaint, monkeypatch):
