@@ -20,7 +20,6 @@ allowed); nothing else is raised for a user's mistake.
 
 from __future__ import annotations
 
-import numbers
 import os
 import signal
 import sys
@@ -106,9 +105,10 @@ def override_value(key: str, value) -> str:
     from hydra.core.override_parser.types import Quote, QuotedString
     from hydra.errors import HydraException
 
+    value = python_scalar(value)
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, numbers.Real):  # numpy's numbers too, written as Python's
+    if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -123,6 +123,12 @@ def override_value(key: str, value) -> str:
     except HydraException:  # a word Hydra's grammar refuses ("Well, (Prince"): quoted instead
         pass
     return QuotedString(text=value, quote=Quote.single).with_quotes()
+
+
+def python_scalar(value):
+    """A numpy or torch scalar (from a loop over np.linspace) as the Python number it holds, which OmegaConf and
+    Hydra take; anything else as it is."""
+    return value.item() if getattr(value, "ndim", None) == 0 else value
 
 
 MULTIRUN_FLAGS = {"-m", "--multirun"}  # Hydra's
@@ -366,8 +372,7 @@ class Model:
 
         options = {"prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
                    "seed": seed, "kv_cache": kv_cache}  # fmt: skip
-        # a numpy or torch scalar (a loop over np.linspace) as the Python number it holds, which OmegaConf takes
-        options = {key: value.item() if getattr(value, "ndim", None) == 0 else value for key, value in options.items()}
+        options = {key: python_scalar(value) for key, value in options.items()}
         # a string prompt is kept as given (OmegaConf would read "${x}" in it as an interpolation); the other options
         # are typed as gpt.sample's are ("5" is 5, "hot" is refused), then ranged
         text = options.pop("prompt") if isinstance(prompt, str) else None
@@ -386,16 +391,19 @@ class Model:
         """
         return "".join(self.stream(prompt, max_new_tokens, **options))
 
-    def evaluate(self, *overrides: str, split: str = "val", stride: int | None = None) -> SplitEvaluation:
+    def evaluate(self, *overrides: str, split: str = "val", stride: int | None = None, **options) -> SplitEvaluation:
         """The loss over a whole split, every character predicted once (gpt.evaluate): by default on the corpus and
-        split the model was trained on; overrides as gpt.evaluate's (data=NAME, data.path=FILE, batch_tokens=N).
+        split the model was trained on; overrides as gpt.evaluate's (data=NAME, data.path=FILE, batch_tokens=N), as
+        strings or keywords.
 
         >>> model.evaluate().bits_per_character
         1.89...
         >>> print(model.evaluate(split="test"))     # enwik8, text8: the held-out last 5%
+        >>> model.evaluate(data="text", **{"data.path": "my_corpus.txt"}, batch_tokens=4096)
         """
         from gpt.validation import overridden
 
+        overrides = command_line(overrides, options)
         with refusals_raised():
             stride_override = f"stride={'null' if stride is None else stride}"
             cfg = compose(f"ckpt={self.checkpoint}", f"split={split}", stride_override, *overrides, command="evaluate")

@@ -101,6 +101,7 @@ def test_a_loaded_model_samples_evaluates_and_draws_what_the_commands_print(trai
     result = model.evaluate(stride=8)
     assert str(result) == evaluated.stdout.strip() and result.split == "val" and result.stride == 8
     assert model.evaluate("split=train", stride=8).characters == int(0.9 * 60_000) - 1
+    assert str(model.evaluate(stride=8, batch_tokens=np.int64(64))) == str(result)  # keywords, as gpt.run's
     figure = model.attention("He said")
     assert len(figure.axes) == 2 + 1  # one layer x two heads, and the colour bar
     drawn = run_entry("gpt.attention", f"ckpt={ckpt}", "text='He said'", f"out={tmp_path / 'maps.png'}")
@@ -235,7 +236,8 @@ def test_keywords_are_the_overrides_they_spell(monkeypatch, tmp_path):
     assert cfg.model == gpt.compose("model=gpt", "model.dropout=0.25").model and (cfg.seed, cfg.compile) == (7, False)
     assert (cfg.sample.prompt, cfg.data.path, cfg.name, cfg.inspect.stride) == (
         prompt, str(tmp_path / "a corpus.txt"), "true", None)  # fmt: skip
-    assert gpt.compose("model=gpt", "seed=7") == gpt.compose(model="gpt", seed=7)
+    as_strings = gpt.compose("model=gpt", "seed=7")
+    assert as_strings == gpt.compose(model="gpt", seed=7) == gpt.compose(model="gpt", seed=torch.tensor(7))
     monkeypatch.setattr(gpt.api, "_train_command", lambda argv: [argv])  # the command line, as a run
     assert gpt.multirun("data=text", model=["bigram", "gpt"], seed=(1, 2)) == [["-m", "data=text", "model=bigram,gpt",
                                                                                   "seed=1,2"]]  # fmt: skip
