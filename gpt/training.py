@@ -46,8 +46,10 @@ from gpt.run_dirs import LAST_CHECKPOINT, SUMMARY, find_checkpoint, write_atomic
 from gpt.sampling import encode_prompt, for_terminal, generate_text
 from gpt.validation import check_attention_fits, kept_scores_bytes, wandb_mode
 
-# Lightning's start-up notes (accelerators found, AMP chosen, tips) would bury the run's own output and errors.
+# Lightning's start-up notes (accelerators found, AMP chosen, tips; under DDP each rank's "Initializing distributed",
+# printed twice) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's database layer, loaded by +experiment=search
 
 # Known-harmless library notices that would otherwise bury the run's own output (silenced for each run: a
@@ -57,6 +59,7 @@ HARMLESS_NOTICES = (
     ".*Experiment logs directory .* exists and is not empty.*",  # the CSV log shares the run dir with .hydra/
     ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
+    ".*self.log\\('time/wall_seconds'.*sync_dist=True.*",  # DDP: the run's clock is rank 0's, logged by rank 0 alone
 )
 
 
