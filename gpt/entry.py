@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,9 @@ from gpt.config import CONFIG_DIR, register_configs
 from gpt.errors import UserError, one_line_errors
 from gpt.process import ends_without_teardown
 from gpt.run_dirs import claims_of_one_command
+
+# optuna's database layer, which +experiment=search's sweeper loads before any job, notes each of its plugins
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def overrides_last(argv: list[str]) -> list[str]:

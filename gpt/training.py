@@ -50,7 +50,6 @@ from gpt.validation import check_attention_fits, kept_scores_bytes, wandb_mode
 # printed twice) would bury the run's own output and errors.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's database layer, loaded by +experiment=search
 
 # Known-harmless library notices that would otherwise bury the run's own output (silenced for each run: a
 # process that runs several, like a test session, may reset its warning filters in between)

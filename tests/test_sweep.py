@@ -24,6 +24,8 @@ from conftest import (
     sweep_jobs,
     tiny_except,
 )
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import OmegaConf
 
 from gpt.errors import UserError
@@ -88,6 +90,33 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
     image = matplotlib.image.imread(sweep / "val_loss.png")[..., :3]
     curve_colours = {tuple(c) for c in (image * 255).astype(int).reshape(-1, 3) if np.ptp(c) > 60}
     assert len(curve_colours) > 2, "the plot has no coloured curves"
+
+
+def test_the_search_preset_runs_its_trials_and_names_the_best(tmp_path, short_text):
+    """+experiment=search through Optuna: each trial a run with values drawn from the preset's ranges, the val loss
+    it returns minimised; Optuna's database layer says nothing of its plugins."""
+    sweep = tmp_path / "sweep"
+    tiny = [*tiny_except("trainer.max_steps"), "trainer.max_steps=2", "model.n_embd=16", "model.n_head=2"]
+    result = run_entry("gpt.train", "-m", "+experiment=search", "hydra.sweeper.n_trials=3", "data=text",
+                       f"data.path={short_text}", *tiny, f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "setup plugin" not in result.stdout + result.stderr
+    parse = OverridesParser.create().parse_override
+    params = OmegaConf.load(REPO / "conf" / "experiment" / "search.yaml").hydra.sweeper.params
+    ranges = {key: parse(f"{key}={value}").value() for key, value in params.items()}  # interval(...), choice(...)
+    losses = {}
+    for job in sorted(sweep.glob("[0-9]-gpt-eager")):
+        drawn = {o.key_or_group: o.value() for o in map(parse, OmegaConf.load(job / ".hydra" / "overrides.yaml"))}
+        for key, allowed in ranges.items():
+            if isinstance(allowed, IntervalSweep):
+                assert allowed.start <= drawn[key] <= allowed.end, (key, drawn[key])
+            else:
+                assert drawn[key] in allowed.list, (key, drawn[key])
+        losses[job.name] = read_summary(job)["val_loss"]
+    assert len(losses) == 3
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(min(losses.values()), abs=1e-4)
+    assert "| 2-gpt-eager |" in (sweep / "report.md").read_text()
 
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path, war_and_peace):
