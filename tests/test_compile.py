@@ -6,6 +6,9 @@ Inductor receives them, and runs them without generating code (seconds, not minu
 kernels run interpreted here; what only a GPU shows (Inductor, CUDA graphs) is in `make gpu-check`.
 """
 
+import os
+import warnings
+
 import pytest
 import torch
 
@@ -28,7 +31,9 @@ PHASE_7 = {"pos": "rope", "qk_norm": True, "mlp": "relu2", "tie_embeddings": Fal
 
 @pytest.mark.parametrize("switches", [{}, PHASE_7], ids=["phase5", "phase7"])
 @pytest.mark.parametrize("backend", list(kernels.BACKENDS))
-def test_the_model_compiles_whole_and_computes_what_it_does_eagerly(backend, switches):
+def test_the_model_compiles_whole_and_computes_what_it_does_eagerly(backend, switches, monkeypatch):
+    """... and without a word from dynamo: its warnings reach every compile=true run's terminal."""
+    monkeypatch.setattr(torch._dynamo.utils, "warn_once_cache", set())  # each says its piece once per process
     torch.manual_seed(0)
     # one block: the blocks are alike, and dynamo traces each anew (two take twice the time and prove nothing more)
     model = GPT(vocab_size=20, block_size=24, n_embd=32, n_head=2, n_layer=1, dropout=0.0, backend=backend, **switches)
@@ -36,8 +41,11 @@ def test_the_model_compiles_whole_and_computes_what_it_does_eagerly(backend, swi
     idx, targets = (torch.randint(0, 20, (2, 24), device=DEVICE) for _ in range(2))
     compiled = torch.compile(model.forward, backend="aot_eager", fullgraph=True)
 
-    _, loss = compiled(idx, targets)
-    loss.backward()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _, loss = compiled(idx, targets)
+        loss.backward()
+    assert not [f"{w.filename}: {w.message}" for w in said if f"{os.sep}_dynamo{os.sep}" in w.filename]
     compiled_grads = gradients(model)
     _, eager_loss = model(idx, targets)
     eager_loss.backward()
