@@ -56,6 +56,7 @@ logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 HARMLESS_NOTICES = (
     ".*does not have many workers.*",  # batches come from an in-memory tensor: workers would only add overhead
     ".*Experiment logs directory .* exists and is not empty.*",  # the CSV log shares the run dir with .hydra/
+    ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's checkpoints go on where they were
     ".*is not supported by the model summary.*",  # only its size estimate in MB is affected
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # inside Lightning, fixed upstream
     ".*self.log\\('time/wall_seconds'.*sync_dist=True.*",  # DDP: the run's clock is rank 0's, logged by rank 0 alone

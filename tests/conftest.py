@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -164,7 +165,8 @@ def run_entry(
     argv, stdout, stderr, status = sys.argv, Terminal() if terminal else io.StringIO(), io.StringIO(), 0
     sys.argv = [module, *overrides]
     try:
-        with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+                warnings_as_a_process_prints_them():  # fmt: skip
             main = importlib.import_module(module).main
             getattr(main, "__wrapped__", main)()  # unmarked: it would end this process at exit (gpt/process.py)
     except SystemExit as exit:
@@ -173,6 +175,20 @@ def run_entry(
         sys.argv = argv
         GlobalHydra.instance().clear()  # what a new process would start with
     return subprocess.CompletedProcess([module, *overrides], status, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def warnings_as_a_process_prints_them():
+    """Python's own warning filters (a new process's, where pytest's would collect them for its summary) and its
+    printing to sys.stderr: a warning a user would see is in the command's stderr, which tests read."""
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)  # as Python's defaults, outside __main__
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line)
+        )
+        yield
 
 
 def train_composed(*overrides: str, run_dir: Path, env: dict | None = None) -> dict:

@@ -265,6 +265,9 @@ def test_fused_softmax_is_exact_on_scores_whose_exp_overflows(causal):
     assert relative_error(softmax(x, causal=causal), want.softmax(dim=-1)) < TOLERANCE["fp32"]
 
 
+# The flash backward recomputes P = exp2(s - lse) over the whole tile of the causal band, then zeroes the future:
+# there a score hundreds above its row's lse overflows to inf first (as on a GPU, silently) and is replaced by 0.
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp2:RuntimeWarning")
 @pytest.mark.parametrize("backend", kernels.TRITON_BACKENDS)
 def test_attention_is_exact_where_the_scores_are_in_the_hundreds(backend):
     """Scores of several hundred (q and k 20x larger than unit scale), where exp() overflows fp32: the softmax must
