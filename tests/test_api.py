@@ -36,6 +36,7 @@ def trained(tmp_path_factory, war_and_peace) -> dict:
         api_run = gpt.run(*overrides, f"hydra.run.dir={folder / 'api'}")
     command = run_entry("gpt.train", *overrides, f"hydra.run.dir={folder / 'cli'}", cwd=folder)
     assert command.returncode == 0, command.stderr[-3000:]
+    assert "site-packages" not in command.stderr, command.stderr  # no library's warnings: the run's own lines only
     return {"api": api_run, "cli": folder / "cli", "folder": folder}
 
 

@@ -62,6 +62,7 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
         env=no_credentials(tmp_path, GPT_DATA=str(war_and_peace)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "site-packages" not in result.stdout + result.stderr, result.stderr  # no library's warnings
 
     runs = sorted((sweep / "wandb").glob("offline-run-*"))  # both jobs' W&B runs, kept in the sweep dir
     assert len(runs) == 2, list(sweep.rglob("*"))
