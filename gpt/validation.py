@@ -204,16 +204,30 @@ def check_wandb_setup(cfg: DictConfig) -> None:
     if not (cfg.logger.wandb and (cfg.logger.wandb_mode or from_environment) == "online"):
         return
     online = "logger.wandb_mode=online" if cfg.logger.wandb_mode else "WANDB_MODE=online (in the environment)"
-    offline = "logger.wandb_mode=offline, uploaded later with make sync"
+    if why := why_wandb_is_offline():
+        raise UserError(f"{online}: {why}; or logger.wandb_mode=offline, uploaded later with make sync")
+
+
+def why_wandb_is_offline() -> str | None:
+    """Why nothing can go to W&B's server from here (no credentials, or the server out of reach), in words a
+    refusal goes on with; None where it can."""
     if not has_wandb_credentials():
-        raise UserError(f"{online}: no W&B credentials here (`wandb login`, or WANDB_API_KEY); or {offline}")
+        return "no W&B credentials here (`wandb login`, or WANDB_API_KEY)"
     server = unreachable_wandb_server()
     if server:
         proxy = f"{server.split(':', 1)[0].upper()}_PROXY"  # the variable a proxy for its scheme goes in
-        raise UserError(
-            f"{online}: W&B's server {server} is out of reach from here (no connection in {WANDB_CONNECT_SECONDS} "
-            f"s; a proxy goes in {proxy}); or {offline}"
-        )
+        return (f"W&B's server {server} is out of reach from here (no connection in {WANDB_CONNECT_SECONDS} s; a "
+                f"proxy goes in {proxy})")  # fmt: skip
+    return None
+
+
+def check_wandb_upload() -> None:
+    """make sync's check before `wandb sync`, which waits minutes for a server out of reach: one line, exit 2."""
+    from gpt.errors import one_line_errors
+
+    with one_line_errors():
+        if why := why_wandb_is_offline():
+            raise UserError(f"make sync: {why}")
 
 
 def wandb_mode(requested: str | None) -> str:
