@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from gpt.config import LoggerConfig
-from gpt.errors import OneLineArgumentParser
+from gpt.errors import OneLineArgumentParser, UserError, one_line_errors
 
 if TYPE_CHECKING:
     import wandb_workspaces.workspaces as ws
@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", help="only the runs of this sweep (its W&B group: the sweep dir's name)")
     parser.add_argument("--dry-run", action="store_true", help="print the panels instead of saving")
     args = parser.parse_args(argv)
+    if not args.dry_run:
+        from gpt.validation import why_wandb_is_offline
+
+        with one_line_errors():  # at once, where W&B's client would wait on its server
+            if why := why_wandb_is_offline():
+                raise UserError(f"could not save the workspace to W&B: {why}; or use --dry-run")
     workspace = build_workspace(args.entity, args.project, args.group)
     if args.dry_run:
         for section in workspace.sections:
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         sys.exit(
             f"error: could not save the workspace to W&B entity {args.entity!r} ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())[:300]}); run `wandb login` first, or use --dry-run"
+            f"{' '.join(str(exc).split())[:300]}); check the entity and the key `wandb login` took, or use --dry-run"
         )
 
 

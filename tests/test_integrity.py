@@ -517,3 +517,16 @@ def test_make_sync_says_in_one_line_why_nothing_can_be_uploaded(wandb_server, tm
                                                      "WANDB_API_KEY)\n")  # fmt: skip
     makefile = (REPO / "Makefile").read_text().split("\nsync:", 1)[1].split("\n\n", 1)[0]
     assert makefile.index(check) < makefile.index("/bin/wandb sync")
+
+
+def test_the_workspace_command_says_at_once_that_w_and_b_is_out_of_reach(wandb_server, capsys):
+    """W&B's client waited 20 s on its server before the save failed, and the error said to log in."""
+    from gpt.workspace import main
+
+    server = wandb_server(listening=False)
+    with pytest.raises(SystemExit) as refused:
+        main(["--entity", "someone"])
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: could not save the workspace to W&B: W&B's server {server} is out of reach from here (no connection "
+        "in 3 s; a proxy goes in HTTP_PROXY); or use --dry-run\n"
+    )
