@@ -46,7 +46,12 @@ def run_sweep_job(train: Callable[[DictConfig], float | None], cfg: DictConfig) 
     print(f"error: job {hydra.job.num} ({' '.join(hydra.overrides.task)}): {message}", file=sys.stderr)
     # Optuna's sweeper plugin crashes on a NaN (it reports the trial failed, then tells optuna the value anyway):
     # give it +inf, the worst loss, so that the search goes on; error.txt and the report still say "failed".
-    return math.inf if "optuna" in str(hydra.sweeper.get("_target_", "")) else math.nan
+    return math.inf if optuna_samples(hydra.sweeper) else math.nan
+
+
+def optuna_samples(sweeper: DictConfig) -> bool:
+    """Whether the sweep's values come from Optuna (hydra/sweeper=optuna, as +experiment=search)."""
+    return "optuna" in str(sweeper.get("_target_", ""))
 
 
 def jobs_run_here(launcher: DictConfig) -> bool:
@@ -82,6 +87,10 @@ class ReportAfterSweep(Callback):
             check_launcher(config.hydra.launcher)
             check_sweep_values(config.hydra.sweeper, list(config.hydra.overrides.task))
             refuse_a_sweep_in(Path(config.hydra.sweep.dir))
+        if optuna_samples(config.hydra.sweeper):  # its own coloured "A new study created" repeats "Study name: ..."
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from gpt.reporting import write_report  # matplotlib is only needed here

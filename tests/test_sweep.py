@@ -99,13 +99,14 @@ def test_a_two_job_sweep_gives_two_wandb_runs_and_a_report(tmp_path, war_and_pea
 
 def test_the_search_preset_runs_its_trials_and_names_the_best(tmp_path, short_text):
     """+experiment=search through Optuna: each trial a run with values drawn from the preset's ranges, the val loss
-    it returns minimised; Optuna's database layer says nothing of its plugins."""
+    it returns minimised; Optuna and its database layer leave the telling to Hydra's sweeper."""
     sweep = tmp_path / "sweep"
     tiny = [*tiny_except("trainer.max_steps"), "trainer.max_steps=2", "model.n_embd=16", "model.n_head=2"]
     result = run_entry("gpt.train", "-m", "+experiment=search", "hydra.sweeper.n_trials=3", "data=text",
                        f"data.path={short_text}", *tiny, f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "setup plugin" not in result.stdout + result.stderr
+    said = result.stdout + result.stderr
+    assert "setup plugin" not in said and "\x1b[" not in said  # nor optuna's coloured repeat of the study's name
     parse = OverridesParser.create().parse_override
     params = OmegaConf.load(REPO / "conf" / "experiment" / "search.yaml").hydra.sweeper.params
     ranges = {key: parse(f"{key}={value}").value() for key, value in params.items()}  # interval(...), choice(...)
