@@ -346,7 +346,7 @@ class Model:
 
     def __init__(self, trained: TrainedModel):
         self.model, self.tokenizer, self.hparams = trained.model, trained.tokenizer, trained.hparams
-        self.checkpoint = trained.path
+        self.checkpoint, self.backend = trained.path, trained.backend
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
@@ -415,6 +415,7 @@ class Model:
 
         >>> model.evaluate_config(gpt.compose(f"ckpt={model.checkpoint}", command="evaluate"), given=set())
         """
+        import kernels
         from gpt.inspection import check_split, evaluate_ids, split_ids
         from gpt.validation import EVALUATE_RANGES, check_allowed
 
@@ -430,6 +431,10 @@ class Model:
             if data is cfg.data:  # the command line's corpus: the message says what to change
                 raise
             raise UserError(f"the checkpoint's corpus: {exc} (data.path=FILE or data=NAME gives another)") from None
+        if self.backend and kernels.interpreted(self.backend, next(self.model.parameters()).device.type):
+            print(f"[kernel={self.backend} runs in Triton's CPU interpreter here: scoring "
+                  f"{counted(len(ids) - 1, self.tokenizer.noun)} may take hours; kernel=eager computes the same]",
+                  file=sys.stderr)  # fmt: skip
         result = evaluate_ids(self.model, ids, cfg.stride, cfg.batch_tokens)
         return SplitEvaluation(**vars(result), split=cfg.split, corpus=corpus, block_size=block,
                                unit=self.tokenizer.unit, noun=self.tokenizer.noun)  # fmt: skip

@@ -55,6 +55,7 @@ class TrainedModel:
     tokenizer: Tokenizer
     hparams: dict[str, Any]
     path: Path  # the checkpoint file it was read from
+    backend: str | None  # the attention backend it reads through (kernel=NAME, else its own); None: no attention
 
 
 def build_model(model: dict[str, Any], tokenizer: str, vocab: str) -> tuple[LanguageModel, Tokenizer]:
@@ -95,7 +96,7 @@ def load_checkpoint(path: str, requested: str | None = None, device: str = "cpu"
     check_weights_fit(model, checkpoint["state_dict"], ckpt)
     # the module's state is its model's, each name under "model."
     model.load_state_dict({name.removeprefix("model."): value for name, value in checkpoint["state_dict"].items()})
-    return TrainedModel(model.to(device), tokenizer, hparams, ckpt)
+    return TrainedModel(model.to(device), tokenizer, hparams, ckpt, backend)
 
 
 def check_weights_fit(model: LanguageModel, state_dict: dict[str, Any], path: Path) -> None:

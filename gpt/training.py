@@ -130,8 +130,7 @@ def look_inside(
         if cfg.inspect.full_val or cfg.inspect.attention_maps:
             print("[trainer.fast_dev_run: no whole-split evaluation and no attention maps]", file=sys.stderr)
         return figures, None
-    interpreted = cfg.kernel.backend in kernels.TRITON_BACKENDS and module.device.type == "cpu"
-    if cfg.inspect.full_val and interpreted:  # Triton's interpreter: ~1000x slower than the kernels on a GPU
+    if cfg.inspect.full_val and kernels.interpreted(cfg.kernel.backend, module.device.type):
         print(
             f"the whole validation split is not evaluated through kernel={cfg.kernel.backend} interpreted on the "
             "CPU (hours); its backends agree: python -m gpt.evaluate ckpt=<the checkpoint> kernel=eager",

@@ -83,7 +83,14 @@ __all__ = [
     "KernelUnavailableError",
     "attention",
     "check_backend",
+    "interpreted",
 ]
+
+
+def interpreted(name: str, device_type: str) -> bool:
+    """Whether attention through backend `name` on tensors of `device_type` runs in Triton's CPU interpreter (the
+    only way Triton kernels run without a GPU): orders of magnitude slower than eager attention."""
+    return lookup(name).triton and device_type == "cpu"
 
 
 def lookup(name: str, dropout_p: float = 0.0) -> Backend:

@@ -16,6 +16,7 @@ from conftest import REPO, TINY, assert_one_line_error, environment, run_entry, 
 from hydra.core.global_hydra import GlobalHydra
 
 import gpt
+import kernels
 
 SMALL = ["model=gpt", "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "data=text", *tiny_except()]
 VARYING = {"run_dir", "checkpoint", "wall_seconds", "tokens_per_sec"}  # where and how fast, never what
@@ -183,6 +184,25 @@ def test_a_multirun_returns_its_runs_in_job_order_a_failed_one_with_its_error(tm
     (tmp_path / "cut" / "metrics.csv").write_text("")  # cut short by a full disk
     with pytest.raises(gpt.UserError, match=r"cut/metrics\.csv: unreadable"):
         _ = gpt.Run.at(tmp_path / "cut").metrics
+
+
+def test_evaluating_through_the_triton_interpreter_says_it_may_take_hours(trained, tmp_path, capsys):
+    """Training leaves the whole split out where Triton's kernels would run interpreted; asked for by name, the
+    evaluation runs, and says first what it costs (the same loss as eager's)."""
+    short = tmp_path / "short.txt"
+    short.write_text((trained["folder"] / "corpus.txt").read_text()[:3000])
+    on_short_text = {"data": "text", "data.path": short, "stride": 8}
+    eager = gpt.load(trained["api"], device="cpu").evaluate(**on_short_text)
+    assert capsys.readouterr().err == ""
+    if not kernels.INTERPRETING:  # a GPU machine's test run: Triton's kernels do not run on its CPU
+        with pytest.raises(gpt.UserError, match="kernel=triton: on the CPU"):
+            gpt.load(trained["api"], kernel="triton", device="cpu")
+        return
+    interpreted = gpt.load(trained["api"], kernel="triton", device="cpu").evaluate(**on_short_text)
+    assert capsys.readouterr().err == (f"[kernel=triton runs in Triton's CPU interpreter here: scoring "
+                                       f"{eager.characters} characters may take hours; kernel=eager computes the "
+                                       "same]\n")  # fmt: skip
+    assert interpreted.loss == pytest.approx(eager.loss, rel=1e-5)
 
 
 def test_the_package_names_the_api_without_loading_it_for_the_commands(trained):
