@@ -103,7 +103,7 @@ sync: install
 	$(NEED_DIR)
 	$(call NEED_WANDB,offline-run-*,offline W&B runs)
 # no credentials or W&B's server out of reach: one line, where wandb sync would retry for minutes
-	$(PY) -c 'from gpt.validation import check_wandb_upload; check_wandb_upload()'
+	$(PY) -c 'from gpt.validation import check_wandb_reachable; check_wandb_reachable("make sync")'
 	$(VENV)/bin/wandb sync $(DIR)/wandb/offline-run-*
 
 ## Benchmarks print their figures and keep their files under outputs/experiments/<topic>/<machine>/; ARGS=--write

@@ -221,13 +221,14 @@ def why_wandb_is_offline() -> str | None:
     return None
 
 
-def check_wandb_upload() -> None:
-    """make sync's check before `wandb sync`, which waits minutes for a server out of reach: one line, exit 2."""
+def check_wandb_reachable(doing: str, otherwise: str = "") -> None:
+    """Before a command that talks to W&B's server (make sync's `wandb sync`, gpt.workspace's save), whose client
+    would wait minutes on a server out of reach: `error: <doing>: <why><otherwise>` in one line, exit 2."""
     from gpt.errors import one_line_errors
 
     with one_line_errors():
         if why := why_wandb_is_offline():
-            raise UserError(f"make sync: {why}")
+            raise UserError(f"{doing}: {why}{otherwise}")
 
 
 def wandb_mode(requested: str | None) -> str:

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from gpt.config import LoggerConfig
-from gpt.errors import OneLineArgumentParser, UserError, one_line_errors
+from gpt.errors import OneLineArgumentParser
 
 if TYPE_CHECKING:
     import wandb_workspaces.workspaces as ws
@@ -72,11 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the panels instead of saving")
     args = parser.parse_args(argv)
     if not args.dry_run:
-        from gpt.validation import why_wandb_is_offline
+        from gpt.validation import check_wandb_reachable
 
-        with one_line_errors():  # at once, where W&B's client would wait on its server
-            if why := why_wandb_is_offline():
-                raise UserError(f"could not save the workspace to W&B: {why}; or use --dry-run")
+        check_wandb_reachable("could not save the workspace to W&B", otherwise="; or use --dry-run")
     workspace = build_workspace(args.entity, args.project, args.group)
     if args.dry_run:
         for section in workspace.sections:

@@ -499,19 +499,19 @@ def test_a_command_ends_as_python_would_without_its_teardown(ending, status, std
 
 def test_make_sync_says_in_one_line_why_nothing_can_be_uploaded(wandb_server, tmp_path, capsys):
     """`wandb sync` would retry for minutes against a server out of reach; without credentials it ends in W&B's
-    own error. make sync checks first (the Makefile runs check_wandb_upload before wandb sync)."""
-    from gpt.validation import check_wandb_upload
+    own error. make sync checks first (the Makefile runs check_wandb_reachable before wandb sync)."""
+    from gpt.validation import check_wandb_reachable
 
     wandb_server(listening=True)
-    check_wandb_upload()  # in reach, with a key: on to wandb sync
+    check_wandb_reachable("make sync")  # in reach, with a key: on to wandb sync
     server = wandb_server(listening=False)
     with pytest.raises(SystemExit) as refused:
-        check_wandb_upload()
+        check_wandb_reachable("make sync")
     assert refused.value.code == 2
     assert capsys.readouterr().err == f"error: make sync: W&B's server {server} is out of reach from here (no " \
         f"connection in 3 s; a proxy goes in HTTP_PROXY)\n"  # fmt: skip
     env = {**os.environ, "HOME": str(tmp_path), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "none")}
-    check = "from gpt.validation import check_wandb_upload; check_wandb_upload()"
+    check = 'from gpt.validation import check_wandb_reachable; check_wandb_reachable("make sync")'
     nobody = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, cwd=REPO)
     assert (nobody.returncode, nobody.stderr) == (2, "error: make sync: no W&B credentials here (`wandb login`, or "
                                                      "WANDB_API_KEY)\n")  # fmt: skip
